@@ -1,0 +1,76 @@
+"""The one interface every inference backend implements.
+
+An engine maps a batch of LR images to SR images: ``engine(lr) -> sr``, both float32 NCHW RGB
+in [0, 1]; ``sr`` is 4x larger. Inputs may live on any device; the engine moves them to
+``engine.torch_device`` and returns its output there, so a GPU pipeline can keep frames on the
+GPU and a CPU pipeline never copies. Anything backend-specific (layouts, dtypes, buffers,
+compiled graphs) stays inside the backend's module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+SCALE = 4
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    """Input sizes (LR pixels) an engine accepts; ``None`` for a bound means unbounded."""
+
+    min_hw: tuple[int, int] = (1, 1)
+    max_hw: tuple[int, int] | None = None
+    max_batch: int | None = None
+
+    def accepts(self, n: int, h: int, w: int) -> bool:
+        if h < self.min_hw[0] or w < self.min_hw[1]:
+            return False
+        if self.max_hw is not None and (h > self.max_hw[0] or w > self.max_hw[1]):
+            return False
+        return self.max_batch is None or n <= self.max_batch
+
+
+class Engine:
+    """Base class: subclasses set the attributes and implement ``_run``."""
+
+    name: str = "engine"          # backend: torch, triton, openvino, onnxruntime, tensorrt
+    precision: str = "fp32"       # the precision that actually runs (not only the one asked)
+    requested_precision: str = "fp32"
+    device: str = "cpu"           # human-readable device description
+    torch_device: torch.device = torch.device("cpu")
+    shapes: ShapeRange = ShapeRange()
+    # Peak working memory per LR pixel (bytes), used by the tiler to pick a tile size.
+    bytes_per_lr_pixel: int = 12 * 1024
+    # Receptive-field radius in LR pixels (model.receptive_field_radius; 40 for B=16): tiles
+    # overlapping by this much give exactly the whole-frame result.
+    radius: int = 40
+
+    def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.ndim != 4 or lr.shape[1] != 3:
+            raise ValueError(f"expected an NCHW RGB batch, got shape {tuple(lr.shape)}")
+        n, _, h, w = lr.shape
+        if not self.shapes.accepts(n, h, w):
+            raise ValueError(f"{self.name} engine does not accept input {n}x3x{h}x{w} "
+                             f"(accepts {self.shapes})")
+        lr = lr.to(self.torch_device, torch.float32, non_blocking=True)
+        return self._run(lr)
+
+    def _run(self, lr: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        return {"backend": self.name, "precision": self.precision,
+                "requested_precision": self.requested_precision, "device": self.device}
+
+    def close(self) -> None:
+        """Release backend resources (GPU buffers, contexts). Safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{self.name} engine {self.precision} on {self.device}>"

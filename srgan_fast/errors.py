@@ -1,0 +1,31 @@
+"""User-facing errors and the CLI wrapper that turns them into one line and a non-zero exit."""
+from __future__ import annotations
+
+import functools
+import sys
+
+
+class SrganError(Exception):
+    """An error caused by the user's input or environment; printed as one line, no traceback."""
+
+
+def cli(main):
+    """Decorate a ``main(argv) -> int`` so bad input ends as ``error: ...`` and exit code 2.
+
+    Ctrl-C ends with exit code 130 and one line. Anything else is a bug and keeps its traceback.
+    """
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            return main(argv) or 0
+        except SrganError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    return wrapper
+
+
+def missing_extra(module: str, extra: str) -> SrganError:
+    return SrganError(f"{module} is not installed: pip install 'srgan_fast[{extra}]'")
