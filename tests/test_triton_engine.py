@@ -1,0 +1,130 @@
+"""The triton engine runs the whole generator on the fused kernels and matches the reference.
+
+On CPU the kernels run in Triton's interpreter (tests/conftest.py sets TRITON_INTERPRET=1): the
+images are tiny. The reference is the unfolded generator in eval mode, fp32, so BN folding,
+weight packing, the layout changes in head and tail, and the output mapping are all covered.
+"""
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="triton is not installed (pip install 'srgan_fast[triton]')")
+
+from srgan_fast.engines import open_engine  # noqa: E402
+from srgan_fast.engines.triton_engine import TritonEngine  # noqa: E402
+from srgan_fast.errors import SrganError  # noqa: E402
+from srgan_fast.model import Generator, receptive_field_radius  # noqa: E402
+from srgan_fast.parity import assert_close  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+
+
+def _spread_tail(g, gain=40.0):
+    """Random weights give outputs near 0.5; a louder tail makes the image span (and clip) [0, 1]."""
+    with torch.no_grad():
+        g.tail.weight.mul_(gain)
+    return g
+
+
+def _lr(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _reference(g, lr):
+    with torch.no_grad():
+        return g.eval()(lr)
+
+
+@pytest.mark.parametrize("prec", ["fp32", "fp16"])
+def test_tiny_generator_parity(tiny_generator, prec):
+    g = _spread_tail(tiny_generator)
+    lr = _lr(1, 3, 6, 5)
+    expected = _reference(g, lr)
+    assert (expected == 0).any() and (expected == 1).any(), "the output clamp must be exercised"
+    with TritonEngine(g, precision=prec) as engine:
+        sr = engine(lr)
+    assert sr.shape == (1, 3, 24, 20) and sr.dtype == torch.float32 and sr.is_contiguous()
+    assert engine.precision == prec and engine.name == "triton"
+    assert_close(sr, expected, prec)
+
+
+def test_batch_and_odd_size(tiny_generator):
+    g = _spread_tail(tiny_generator)
+    lr = _lr(2, 3, 3, 5, seed=1)
+    assert_close(TritonEngine(g)(lr), _reference(g, lr), "fp32")
+
+
+@pytest.mark.parametrize("mapping", ["tanh", "unit"])
+def test_other_output_mappings(tiny_generator, mapping):
+    g = Generator(num_blocks=2, output_mapping=mapping)
+    g.load_state_dict(tiny_generator.state_dict())
+    g = _spread_tail(g, gain=10.0 if mapping == "unit" else 40.0)
+    lr = _lr(1, 3, 4, 5, seed=2)
+    assert_close(TritonEngine(g)(lr), _reference(g, lr), "fp32")
+
+
+@pytest.mark.slow
+def test_full_size_generator_parity():
+    """The shipped architecture (16 blocks, per-channel PReLUs) on a 6x5 image."""
+    torch.manual_seed(1)
+    g = Generator()
+    g.head_prelu = torch.nn.PReLU(64)
+    for mod in list(g.blocks) + list(g.upsample):
+        mod.prelu = torch.nn.PReLU(64)
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+            elif isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(0.0, 0.5)
+    g = _spread_tail(g)
+    lr = _lr(1, 3, 6, 5, seed=3)
+    engine = TritonEngine(g)
+    assert engine.radius == receptive_field_radius(g) == 40
+    assert_close(engine(lr), _reference(g, lr), "fp32")
+
+
+def test_open_engine_by_name(tiny_generator, tmp_path):
+    from srgan_fast.checkpoints import save_generator
+
+    path = tmp_path / "g.safetensors"
+    save_generator(tiny_generator, path, dtype=torch.float32)
+    lr = _lr(1, 3, 4, 4, seed=4)
+    with open_engine("triton", precision="fp32", weights=path) as engine:
+        assert isinstance(engine, TritonEngine)
+        assert_close(engine(lr), _reference(tiny_generator, lr), "fp32")
+
+
+def test_precision_and_errors(tiny_generator):
+    with pytest.raises(SrganError, match="int8"):
+        TritonEngine(tiny_generator, precision="int8")
+    with pytest.raises(SrganError, match="unknown precision"):
+        TritonEngine(tiny_generator, precision="fp8")
+    engine = TritonEngine(tiny_generator, precision="fp16")
+    with pytest.raises(ValueError, match="NCHW RGB"):
+        engine(torch.zeros(1, 4, 5, 5))
+    # fp16 halves every activation: the tiler must see a smaller footprint than fp32's.
+    assert engine.bytes_per_lr_pixel < TritonEngine(tiny_generator).bytes_per_lr_pixel
+
+
+@pytest.mark.skipif(CUDA, reason="checks the CPU interpreter's bf16 fallback")
+def test_cpu_bf16_runs_fp32_and_says_so(tiny_generator):
+    engine = TritonEngine(tiny_generator, precision="bf16")
+    info = engine.info()
+    assert (engine.requested_precision, engine.precision) == ("bf16", "fp32")
+    assert info["interpreter"] is True and any("bf16" in n for n in info["notes"])
+    assert "interpreter" in engine.device
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU: compiled, autotuned kernels")
+@pytest.mark.parametrize("prec", ["fp32", "fp16", "bf16"])
+def test_gpu_engine_matches_reference(prec):
+    torch.manual_seed(0)
+    g = _spread_tail(Generator().eval())
+    lr = _lr(2, 3, 48, 80, seed=5).cuda()
+    expected = _reference(g.cuda(), lr)
+    with TritonEngine(g, precision=prec, device="cuda") as engine:
+        sr = engine(lr)
+    assert sr.device.type == "cuda"
+    assert_close(sr, expected, prec)
