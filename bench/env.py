@@ -1,0 +1,123 @@
+"""What a result was measured on: device, driver/CUDA, library versions, commit, date, load.
+
+Every results file carries this stamp, so a number can always be traced to the machine, the
+code and the libraries that produced it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Distribution names whose versions matter to the numbers (first installed name wins per entry).
+LIBRARIES = {
+    "torch": ("torch",),
+    "triton": ("triton", "pytorch-triton"),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+    "openvino": ("openvino",),
+    "nncf": ("nncf",),
+    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_cu12", "tensorrt_cu13"),
+    "onnx": ("onnx",),
+    "numpy": ("numpy",),
+    "pytest-benchmark": ("pytest-benchmark",),
+}
+
+
+def library_versions() -> dict:
+    out = {}
+    for key, dists in LIBRARIES.items():
+        for dist in dists:
+            try:
+                out[key] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        else:
+            out[key] = None
+    return out
+
+
+def git_commit() -> dict:
+    def git(*args):
+        r = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = None, False
+    return {"commit": sha, "dirty": dirty}
+
+
+def _nvidia_smi() -> dict:
+    """Driver version and GPU clocks/power limit from nvidia-smi, when it is there."""
+    fields = "driver_version,clocks.max.sm,power.limit"
+    try:
+        r = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if r.returncode != 0 or not r.stdout.strip():
+        return {}
+    vals = [v.strip() for v in r.stdout.strip().splitlines()[0].split(",")]
+    return dict(zip(("driver", "max_sm_clock_mhz", "power_limit_w"), vals))
+
+
+def cpu_info() -> dict:
+    from srgan_fast.hardware import cpu_flags, cpu_name
+
+    flags = cpu_flags()
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                       "amx_bf16", "amx_int8", "amx_fp16") if f in flags]
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    return {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "usable_cpus": affinity, "isa": isa}
+
+
+def stamp(device: str, threads: int | None = None) -> dict:
+    """The environment record written at the top of every results file."""
+    import torch
+
+    info = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "suite_device": device,
+        **cpu_info(),
+        "torch_threads": threads or torch.get_num_threads(),
+        "libraries": library_versions(),
+        **git_commit(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        info.update({
+            "device_name": torch.cuda.get_device_name(0),
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+            "gpu_sms": props.multi_processor_count,
+            "compute_capability": f"{props.major}.{props.minor}",
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            **_nvidia_smi(),
+        })
+    else:
+        info["device_name"] = info["cpu"]
+    return info
+
+
+def slug(text: str) -> str:
+    """A folder-safe name: 'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
+    text = re.sub(r"\(r\)|\(tm\)|processor|cpu @.*", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60] or "device"
+
+
+def device_slug(env: dict) -> str:
+    if env["suite_device"] == "cuda":
+        return "cuda-" + slug(env["device_name"])
+    return f"cpu-{slug(env['cpu'])}-{env['torch_threads']}t"
