@@ -41,3 +41,14 @@ def open_engine(backend: str = "auto", precision: str = "fp32", weights=None, **
         raise SrganError(f"unknown backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
     module = importlib.import_module(f".{backend}_engine", __name__)
     return module.open_engine(weights=weights, precision=precision, **options)
+
+
+def load_artifact(path, weights=None, **options) -> Engine:
+    """Open a built artifact (``python -m srgan_fast.build``) by its file or folder.
+
+    The sidecar says which backend runs it; a corrupt artifact is refused in one line, and one
+    built for other weights, another device or other library versions is rebuilt (or refused).
+    """
+    from srgan_fast.artifacts import load_artifact as _load, open_engine_for
+
+    return open_engine_for(_load(path, weights=weights), **options)
