@@ -138,9 +138,16 @@ def pack_conv(weight: torch.Tensor, bias: torch.Tensor | None = None, alpha: tor
 
 
 @triton.jit
+def _mma(a, b, acc, IEEE: tl.constexpr):
+    if IEEE:
+        return tl.dot(a, b, acc, input_precision="ieee")  # fp32 must not silently run as tf32
+    return tl.dot(a, b, acc)
+
+
+@triton.jit
 def _conv_kernel(
     x_ptr, w_ptr, b_ptr, alpha_ptr, res_ptr, out_ptr,
-    H, W, M,
+    H, W, M, M_BUCKET,  # M_BUCKET (next power of two of M) is only the autotune key
     sxn, sxh, sxw, sxc,
     srn, srh, srw, src,
     son, soh, sow, soc,
@@ -169,9 +176,10 @@ def _conv_kernel(
 
     w_cols = w_ptr + offs_n[None, :]
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K_ROWS, BLOCK_K):
-        if FLAT_K:
-            # Each K element has its own tap: (tap, ci) = divmod(k, CIN).
+    if FLAT_K:
+        # Few input channels (the RGB head): K is the (tap, ci) pairs flattened, and each K
+        # element computes its own shift.
+        for k0 in range(0, K_ROWS, BLOCK_K):
             kk = k0 + offs_k
             tap = kk // K_CH
             ci = kk - tap * K_CH
@@ -181,25 +189,25 @@ def _conv_kernel(
                   & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W))
             ptrs = (x_ptr + x_img[:, None] + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
                     + (ci * sxc)[None, :])
-        else:
-            # A K block lies inside one tap (BLOCK_K divides K_CH): the shift is a scalar.
-            tap = k0 // K_CH
-            c0 = k0 - tap * K_CH
+            a = tl.load(ptrs, mask=ok, other=0.0).to(w_ptr.dtype.element_ty)
+            b = tl.load(w_cols + kk[:, None] * COUT_PAD)
+            acc = _mma(a, b, acc, IEEE)
+    else:
+        # One shift per tap (a row vector), then the tap's channel blocks; the tap loop is the
+        # one the compiler pipelines (one block per tap at 64 channels).
+        for tap in range(KSIZE * KSIZE):
             ih = oh + (tap // KSIZE - PAD)
             iw = ow + (tap % KSIZE - PAD)
             row_ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-            ci = c0 + offs_k
-            ok = row_ok[:, None]
-            if CIN < K_CH:
-                ok = ok & (ci < CIN)[None, :]
-            ptrs = (x_ptr + (x_img + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw)[:, None]
-                    + (ci * sxc)[None, :])
-        a = tl.load(ptrs, mask=ok, other=0.0).to(w_ptr.dtype.element_ty)
-        b = tl.load(w_cols + (k0 + offs_k)[:, None] * COUT_PAD)
-        if IEEE:
-            acc = tl.dot(a, b, acc, input_precision="ieee")  # fp32 must not silently run as tf32
-        else:
-            acc = tl.dot(a, b, acc)
+            x_rows = x_ptr + (x_img + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw)[:, None]
+            for c0 in tl.static_range(0, K_CH, BLOCK_K):
+                ci = c0 + offs_k
+                ok = row_ok[:, None]
+                if CIN < K_CH:
+                    ok = ok & (ci < CIN)[None, :]
+                a = tl.load(x_rows + (ci * sxc)[None, :], mask=ok, other=0.0).to(w_ptr.dtype.element_ty)
+                b = tl.load(w_cols + (tap * K_CH + ci)[:, None] * COUT_PAD)
+                acc = _mma(a, b, acc, IEEE)
 
     acc += tl.load(b_ptr + offs_n)[None, :]
     if HAS_PRELU:
@@ -256,7 +264,7 @@ def _prune(configs, named_args, **kwargs):
     return keep or [min(configs, key=lambda c: c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"])]
 
 
-_KEY = ["M", "W", "CIN", "COUT", "KSIZE", "HAS_PRELU", "HAS_RES", "SHUFFLE", "OUT_MAP"]
+_KEY = ["M_BUCKET", "CIN", "COUT", "KSIZE", "HAS_PRELU", "HAS_RES", "SHUFFLE", "OUT_MAP"]
 
 if INTERPRET:
     _launch = _conv_kernel
@@ -274,6 +282,20 @@ _INTERPRET_BLOCK_M = 64
 def _out_shape(x: torch.Tensor, p: PackedConv) -> tuple[int, int, int, int]:
     n, h, w, _ = x.shape
     return (n, 2 * h, 2 * w, p.cout // 4) if p.shuffle else (n, h, w, p.cout)
+
+
+def kernel_args(x, p: PackedConv, residual, out_map, out) -> tuple[tuple, dict]:
+    """The kernel's runtime arguments and constexprs for one call (also used by ``aot_check``)."""
+    n, h, w, _ = x.shape
+    m = n * h * w
+    res = residual if residual is not None else out  # never read when HAS_RES is False
+    args = (x, p.weight, p.bias, p.alpha if p.alpha is not None else p.bias, res, out,
+            h, w, m, _next_pow2(m), *x.stride(), *res.stride(), *out.stride())
+    meta = dict(CIN=p.cin, COUT=p.cout, COUT_PAD=p.weight.shape[1], KSIZE=p.ksize, K_CH=p.k_ch,
+                K_ROWS=p.weight.shape[0], FLAT_K=p.flat_k, HAS_PRELU=p.alpha is not None,
+                HAS_RES=residual is not None, SHUFFLE=p.shuffle, OUT_MAP=OUT_MAPS[out_map],
+                IEEE=p.dtype == torch.float32, BLOCK_K=p.block_k)
+    return args, meta
 
 
 def conv2d_nhwc(x: torch.Tensor, p: PackedConv, residual: torch.Tensor | None = None,
@@ -304,13 +326,7 @@ def conv2d_nhwc(x: torch.Tensor, p: PackedConv, residual: torch.Tensor | None = 
     m = n * h * w
     if m == 0:
         return out
-    res = residual if residual is not None else out  # never read when HAS_RES is False
-    args = (x, p.weight, p.bias, p.alpha if p.alpha is not None else p.bias, res, out,
-            h, w, m, *x.stride(), *res.stride(), *out.stride())
-    meta = dict(CIN=p.cin, COUT=p.cout, COUT_PAD=p.weight.shape[1], KSIZE=p.ksize, K_CH=p.k_ch,
-                K_ROWS=p.weight.shape[0], FLAT_K=p.flat_k, HAS_PRELU=p.alpha is not None,
-                HAS_RES=residual is not None, SHUFFLE=p.shuffle, OUT_MAP=OUT_MAPS[out_map],
-                IEEE=p.dtype == torch.float32, BLOCK_K=p.block_k)
+    args, meta = kernel_args(x, p, residual, out_map, out)
     cout = p.cout
     if INTERPRET:
         bn = min(64, p.weight.shape[1])
