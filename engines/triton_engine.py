@@ -12,6 +12,7 @@ but roughly 0.2 GFLOP/s, so only tiny inputs are practical there (a 6x5 image th
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -27,21 +28,22 @@ def _import_kernels(dev: torch.device):
     """Import the kernels, choosing the interpreter on CPU (only possible before the first import)."""
     from srgan_fast.errors import SrganError
 
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        raise SrganError("the triton engine needs triton: pip install 'srgan_fast[triton]'") from None
-    if dev.type == "cpu" and _KERNELS not in sys.modules:
-        os.environ["TRITON_INTERPRET"] = "1"  # decides how the kernels are built, at their import
-    import srgan_fast.kernels as kernels
-
-    if dev.type == "cpu" and not kernels.INTERPRET:
-        raise SrganError("the triton engine on CPU needs TRITON_INTERPRET=1 before the kernels are "
-                         "imported (they were already built for the GPU in this process)")
-    if dev.type == "cuda" and kernels.INTERPRET:
-        raise SrganError("TRITON_INTERPRET=1 is set: unset it to run the triton engine on the GPU")
     if dev.type not in ("cpu", "cuda"):
         raise SrganError(f"the triton engine runs on cuda (or cpu, interpreted), not {dev.type}")
+    if importlib.util.find_spec("triton") is None:
+        raise SrganError("the triton engine needs triton: pip install 'srgan_fast[triton]'")
+    if dev.type == "cpu" and _KERNELS not in sys.modules and "triton" not in sys.modules:
+        os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
+    try:
+        import srgan_fast.kernels as kernels
+    except ImportError as e:
+        raise SrganError(f"cannot load the Triton kernels: {e}") from None
+
+    if dev.type == "cpu" and not kernels.INTERPRET:
+        raise SrganError("the triton engine on CPU needs TRITON_INTERPRET=1 before triton is imported "
+                         "(this process imported it for the GPU): set it in the environment")
+    if dev.type == "cuda" and kernels.INTERPRET:
+        raise SrganError("TRITON_INTERPRET=1 is set: unset it to run the triton engine on the GPU")
     return kernels
 
 

@@ -35,6 +35,11 @@ def _interpreting() -> bool:
 
 # Fixed at import: triton.jit picks interpreter or compiler when the kernel is decorated.
 INTERPRET = _interpreting()
+# triton decorates its own library (tl.cdiv, ...) when it is first imported: a TRITON_INTERPRET
+# set or unset after that leaves a mix that fails at the first launch. Say so now instead.
+if INTERPRET != (type(tl.cdiv).__name__ == "InterpretedFunction"):
+    raise ImportError("TRITON_INTERPRET changed after triton was imported: set it (or unset it) "
+                      "before the first import of triton")
 
 OUT_MAPS = {None: 0, "pm1": 1, "tanh": 2, "unit": 3}
 
