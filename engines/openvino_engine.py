@@ -58,7 +58,8 @@ class OpenVINOEngine(Engine):
             first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
             raise SrganError(f"{self.path}: OpenVINO cannot compile it ({first[:200]})") from None
         self.request = self.compiled.create_infer_request()
-        self.hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint_type = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.hint = hint_type.to_string() if hasattr(hint_type, "to_string") else str(hint_type)
         self.runtime = self._runtime_precisions()
         self.precision = self._conv_precision(precision)
         # Working memory per LR pixel: the widest layers (256 channels at 2x, 64 at 4x) in the

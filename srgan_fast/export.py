@@ -235,7 +235,12 @@ def ort_session(path, providers=None):
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     model = path if isinstance(path, bytes) else str(path)
-    return ort.InferenceSession(model, opts, providers=providers or ["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(model, opts, providers=providers or ["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - ORT has its own exception types
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else e.__class__.__name__
+        name = "in-memory graph" if isinstance(path, bytes) else path
+        raise SrganError(f"{name}: ONNX Runtime cannot load it ({first})") from None
 
 
 def run_onnx(path_or_session, images: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -290,8 +295,8 @@ def activation_ranges(path, images: list[torch.Tensor]) -> dict[str, float]:
     for x in images:
         ranges[INPUT_NAME] = max(ranges[INPUT_NAME], float(x.abs().max()))
         for name, value in zip(out_names, sess.run(None, {INPUT_NAME: x.numpy()})):
-            finite = np.abs(value[np.isfinite(value)])
-            ranges[name] = max(ranges[name], float(finite.max()) if finite.size else float("inf"))
+            peak = float(np.max(np.abs(value))) if value.size else 0.0  # NaN/inf: overflows anyway
+            ranges[name] = max(ranges[name], peak if np.isfinite(peak) else float("inf"))
     return ranges
 
 
@@ -388,6 +393,65 @@ def convert_fp16(src, dst, ranges: dict[str, float] | None = None, limit: float 
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(dst))
     return report
+
+
+def emulate_onnx(path, images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Run a (mixed fp16/fp32) graph of this network's ops with exact fp16 storage semantics.
+
+    Every tensor typed fp16 in the graph is rounded to fp16 (overflow becomes inf, as on a GPU);
+    arithmetic runs in fp32, as TensorRT's fp16 convolutions accumulate. ONNX Runtime's CPU
+    provider is no such check: it runs fp16 nodes through inserted fp32 casts and removes the
+    cast pairs between them, so an activation above 65504 never overflows there.
+    """
+    onnx = _need("onnx")
+    from onnx import numpy_helper
+
+    F = torch.nn.functional
+    proto = onnx.load(str(path))
+    consts = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
+    types = {onnx.TensorProto.FLOAT: torch.float32, onnx.TensorProto.FLOAT16: torch.float16}
+    outs = []
+    for x in images:
+        env = dict(consts)
+        env[INPUT_NAME] = x.float()
+        for node in proto.graph.node:
+            a = {k.name: onnx.helper.get_attribute_value(k) for k in node.attribute}
+            ins = [env[n] if n else None for n in node.input]
+            dtype = next((t.dtype for t in ins if t is not None and t.is_floating_point()), torch.float32)
+            f = [t.float() if t is not None else None for t in ins]
+            op = node.op_type
+            if op == "Conv":
+                pads = a.get("pads", [0, 0, 0, 0])
+                if pads[:2] != pads[2:]:
+                    raise SrganError(f"emulate_onnx: asymmetric padding in {node.name}")
+                y = F.conv2d(f[0], f[1], f[2] if len(f) > 2 else None, stride=a.get("strides", 1),
+                             padding=tuple(pads[:2]), dilation=a.get("dilations", 1), groups=a.get("group", 1))
+            elif op == "PRelu":
+                y = torch.where(f[0] >= 0, f[0], f[0] * f[1])
+            elif op in ("Add", "Sub", "Mul", "Div"):
+                y = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}[op](f[0], f[1])
+            elif op == "Clip":
+                lo = f[1] if len(f) > 1 and f[1] is not None else None
+                hi = f[2] if len(f) > 2 and f[2] is not None else None
+                y = f[0].clamp(lo, hi)
+            elif op == "DepthToSpace":
+                b = a["blocksize"]
+                mode = a.get("mode", b"DCR")
+                if mode in (b"CRD", "CRD"):
+                    y = F.pixel_shuffle(f[0], b)
+                else:
+                    n, c, h, w = f[0].shape
+                    y = f[0].reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2).reshape(
+                        n, c // (b * b), h * b, w * b)
+            elif op == "Cast":
+                dtype, y = types[a["to"]], f[0]
+            elif op in ("Identity", "Relu"):
+                y = f[0].clamp_min(0) if op == "Relu" else f[0]
+            else:
+                raise SrganError(f"emulate_onnx: unsupported op {op} ({node.name})")
+            env[node.output[0]] = y.to(dtype)
+        outs.append(env[OUTPUT_NAME].float())
+    return outs
 
 
 def _rename(field, old: str, new: str) -> None:

@@ -1,0 +1,151 @@
+"""Every CPU engine and precision against the PyTorch fp32 reference, on odd shapes and batches."""
+import pytest
+import torch
+
+from conftest import has_module
+
+pytestmark = pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
+                                reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')")
+
+# (backend, precision asked); each is built once per session into a temporary cache.
+# fp16 on the CPU runs bf16 (same engine as bf16); test_build covers that request end to end.
+CASES = [("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
+         ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+SHAPES = [(1, 3, 17, 23), (2, 3, 16, 20), (1, 3, 1, 1)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tests do tiny tensor work between runtime calls; with the CPU shared, two OpenMP
+    threads spin on each other for far longer than the work takes (measured 25x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_weights(tmp_path_factory):
+    """The tiny generator's weights and a cache folder shared by test_engines and test_build, so
+    the session exports its ONNX graph once (same weights, same cache key)."""
+    from srgan_fast.checkpoints import save_generator
+    from srgan_fast.model import Generator
+
+    root = tmp_path_factory.getbasetemp() / "srgan_fast_shared"
+    root.mkdir(exist_ok=True)
+    weights = root / "tiny.safetensors"
+    if not weights.exists():
+        torch.manual_seed(1)
+        g = Generator(num_blocks=2)
+        with torch.no_grad():
+            for m in g.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.bias.uniform_(-0.1, 0.1)
+        save_generator(g.eval(), weights, dtype=torch.float32)
+    return weights, root / "cache"
+
+
+@pytest.fixture(scope="session")
+def engine_env(tmp_path_factory):
+    """Tiny weights on disk, a calibration folder of small images, and an empty cache."""
+    from srgan_fast.export import synthetic_images
+    from srgan_fast.imageio import Image, write_image
+
+    root = tmp_path_factory.mktemp("engines")
+    weights, cache = tiny_weights(tmp_path_factory)
+    calib = root / "calib"
+    calib.mkdir()
+    for i, img in enumerate(synthetic_images(3, (64, 64), seed=11)):
+        write_image(calib / f"{i}.png", Image(rgb=img[0]))
+    return {"weights": weights, "calib": calib, "cache": cache}
+
+
+_opened = {}
+
+
+def _engine(env, backend, precision):
+    from srgan_fast import engines
+
+    key = (backend, precision)
+    if key not in _opened:
+        _opened[key] = engines.open_engine(backend, precision, weights=env["weights"], out=env["cache"],
+                                           calib=env["calib"], log=lambda m: None)
+    return _opened[key]
+
+
+@pytest.fixture(scope="session")
+def reference(engine_env):
+    from srgan_fast.checkpoints import load_generator
+
+    g = load_generator(engine_env["weights"])
+
+    def ref(x):
+        with torch.inference_mode():
+            return g(x)
+    return ref
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("backend,precision", CASES, ids=lambda v: str(v))
+def test_engine_matches_reference(engine_env, reference, backend, precision, shape):
+    from srgan_fast.parity import assert_close
+
+    if backend == "openvino" and not has_module("openvino"):
+        pytest.skip("openvino is not installed")
+    if precision == "int8" and not has_module("nncf"):
+        pytest.skip("nncf is not installed")
+    engine = _engine(engine_env, backend, precision)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    out = engine(x)
+    assert out.dtype == torch.float32 and out.device == engine.torch_device and out.is_contiguous()
+    assert out.shape == (shape[0], 3, shape[2] * 4, shape[3] * 4)
+    assert engine.requested_precision == precision
+    assert_close(out, reference(x), engine.precision)
+
+
+@pytest.mark.skipif(not has_module("openvino"), reason="openvino is not installed")
+def test_openvino_runs_the_precision_it_reports(engine_env):
+    from srgan_fast.hardware import cpu_has_bf16
+
+    fp32 = _engine(engine_env, "openvino", "fp32").info()
+    # The CPU plugin would run bf16 for an fp32 model on AVX512-BF16 CPUs: the hint must be set.
+    assert fp32["inference_precision_hint"] == "f32"
+    assert set(fp32["runtime_precisions"]["Convolution"]) == {"f32"}
+    bf16 = _engine(engine_env, "openvino", "bf16")
+    want = "bf16" if cpu_has_bf16() else "fp32"
+    assert bf16.precision == want
+    if want == "bf16":
+        assert set(bf16.info()["runtime_precisions"]["Convolution"]) == {"bf16"}
+    if has_module("nncf"):
+        int8 = _engine(engine_env, "openvino", "int8")
+        convs = int8.info()["runtime_precisions"]["Convolution"]
+        assert int8.precision == "int8" and set(convs) <= {"i8", "u8"}
+
+
+@pytest.mark.skipif(not has_module("openvino"), reason="openvino is not installed")
+def test_open_engine_cache_hit_and_sidecar(engine_env):
+    from srgan_fast.artifacts import ensure_artifact
+
+    _engine(engine_env, "openvino", "fp32")
+    art = ensure_artifact(engine_env["weights"], "fp32", "openvino", out=engine_env["cache"])
+    assert not art.built  # second open: loaded from the cache, not rebuilt
+    sc = art.sidecar
+    assert sc["precision_requested"] == "fp32" and sc["precision"] == "fp32"
+    assert sc["parity"]["ok"] and sc["parity"]["max_abs"] < 1e-4
+    from srgan_fast.checkpoints import load_generator
+    from srgan_fast.model import receptive_field_radius
+
+    assert sc["model"]["radius"] == receptive_field_radius(load_generator(engine_env["weights"]))
+    assert {"torch", "onnx", "openvino"} <= set(sc["libraries"])
+
+
+@pytest.mark.skipif(not has_module("openvino"), reason="openvino is not installed")
+def test_tiled_engine_equals_whole_frame(engine_env):
+    from srgan_fast import tiling
+    from srgan_fast.parity import assert_close
+
+    engine = _engine(engine_env, "openvino", "fp32")
+    x = torch.rand(1, 3, 45, 38, generator=torch.Generator().manual_seed(5))
+    whole = engine(x)
+    tiled = tiling.upscale(engine, x, tile=16)
+    assert_close(tiled, whole, "fp32")
