@@ -5,9 +5,9 @@
 - leftthomas/SRGAN ``netG_*.pth``: ``block1.0``, ``block{2..B+1}.conv1/bn1/prelu/conv2/bn2``,
   ``block{B+2}.0/1``, ``block{B+3}.{0,1}.conv`` + ``.prelu``, ``block{B+3}.2``; output
   ``(tanh(x) + 1) / 2``;
-- Lornatang/SRGAN-PyTorch ``g_*.pth.tar`` (``state_dict`` inside): ``conv1.0``,
-  ``trunk.N.rcb.{0,1,3,4}``, ``conv2.0/1``, ``upsampling.N.{0,2}``, ``conv3``; output clamped
-  to [0, 1].
+- Lornatang/SRGAN-PyTorch ``SRResNet_x4-*.pth.tar`` / ``SRGAN_x4-*.pth.tar`` (``state_dict``
+  inside): ``conv1.0`` (or ``conv_block1.0``), ``trunk.N.rcb.{0..4}`` (bias-free convs),
+  ``conv2.{0,1}``, ``upsampling.N.upsample_block.{0,2}``, ``conv3``; output clamped to [0, 1].
 Block count and PReLU widths are read from the keys. Pickled files are opened with
 ``torch.load(weights_only=True)``, which refuses to run code; anything else is refused.
 """
@@ -109,7 +109,7 @@ def _build(state: dict, meta: dict, path: Path) -> Generator:
     elif "block1.0.weight" in state:
         converted, blocks = _from_leftthomas(state)
         mapping = "tanh"
-    elif "conv1.0.weight" in state and any(k.startswith("trunk.") for k in state):
+    elif any(k.startswith("trunk.") and ".rcb." in k for k in state):
         converted, blocks = _from_lornatang(state)
         mapping = "unit"
     else:
@@ -121,6 +121,9 @@ def _build(state: dict, meta: dict, path: Path) -> Generator:
     channels = converted["head.weight"].shape[0]
     g = Generator(num_blocks=blocks, channels=channels, output_mapping=mapping)
     _fit_prelus(g, converted)
+    for name, module in g.named_modules():  # bias-free convs in the source: a zero bias is the same
+        if isinstance(module, torch.nn.Conv2d) and f"{name}.weight" in converted:
+            converted.setdefault(f"{name}.bias", torch.zeros(module.out_channels))
     try:
         g.load_state_dict({k: v.float() if v.is_floating_point() else v
                            for k, v in converted.items()})
@@ -167,14 +170,16 @@ def _from_leftthomas(state):
 
 
 def _from_lornatang(state):
+    # Two releases: conv1/conv2/conv3 (current) and conv_block1/2/3 (2022); upsampling blocks are
+    # ``upsampling.N.upsample_block.{0,2}``; its residual and body convs have no bias.
     b = _count(state, r"trunk\.(\d+)\.rcb\.0\.weight")
-    table = [(r"^conv1\.0\.", "head."), (r"^conv1\.1\.", "head_prelu."),
-             (r"^trunk\.(\d+)\.rcb\.0\.", r"blocks.\1.conv1."), (r"^trunk\.(\d+)\.rcb\.1\.", r"blocks.\1.bn1."),
-             (r"^trunk\.(\d+)\.rcb\.2\.", r"blocks.\1.prelu."), (r"^trunk\.(\d+)\.rcb\.3\.", r"blocks.\1.conv2."),
-             (r"^trunk\.(\d+)\.rcb\.4\.", r"blocks.\1.bn2."),
-             (r"^conv2\.0\.", "body_conv."), (r"^conv2\.1\.", "body_bn."),
-             (r"^upsampling\.(\d+)\.0\.", r"upsample.\1.conv."), (r"^upsampling\.(\d+)\.2\.", r"upsample.\1.prelu."),
-             (r"^conv3\.", "tail.")]
+    table = [(r"^conv(?:_block)?1\.0\.", "head."), (r"^conv(?:_block)?1\.1\.", "head_prelu.")]
+    table += [(rf"^trunk\.(\d+)\.rcb\.{i}\.", rf"blocks.\1.{name}.")
+              for i, name in enumerate(["conv1", "bn1", "prelu", "conv2", "bn2"])]
+    table += [(r"^conv(?:_block)?2\.0\.", "body_conv."), (r"^conv(?:_block)?2\.1\.", "body_bn."),
+              (r"^upsampling\.(\d+)\.(?:upsample_block\.)?0\.", r"upsample.\1.conv."),
+              (r"^upsampling\.(\d+)\.(?:upsample_block\.)?2\.", r"upsample.\1.prelu."),
+              (r"^conv(?:_block)?3\.(?:0\.)?", "tail.")]
     return _rename(state, table), b
 
 

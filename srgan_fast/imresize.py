@@ -50,7 +50,7 @@ def imresize(img, scale: float | None = None, size: tuple[int, int] | None = Non
     """
     if isinstance(img, np.ndarray):
         is_uint8 = img.dtype == np.uint8
-        t = torch.from_numpy(np.ascontiguousarray(img)).to(torch.float64)
+        t = torch.from_numpy(np.require(img, requirements=["C", "W"])).to(torch.float64)
         t = t.permute(2, 0, 1) if t.ndim == 3 else t[None]
         out = _resize_chw(t, scale, size, round_between=is_uint8)
         out = out.permute(1, 2, 0) if img.ndim == 3 else out[0]

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from .errors import SrganError
+
 SCALE = 4
 
 
@@ -39,7 +41,7 @@ def auto_tile(engine, h: int, w: int, budget: int | None = None) -> int:
     if max_hw is not None:
         side = min(side, min(max_hw) - 2 * engine.radius)
     if side < 16:
-        raise MemoryError(f"a memory budget of {budget / 2**20:.0f} MiB is too small to tile with a "
+        raise SrganError(f"a memory budget of {budget / 2**20:.0f} MiB is too small to tile with a "
                           f"{engine.radius}-pixel overlap")
     return side
 

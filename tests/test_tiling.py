@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from srgan_fast import tiling
+from srgan_fast.engines.torch_engine import TorchEngine
+from srgan_fast.errors import SrganError
+from srgan_fast.model import Generator
+from srgan_fast.parity import assert_close
+
+
+@pytest.mark.parametrize("shape,tile", [((1, 3, 37, 53), 7), ((2, 3, 20, 31), 16), ((1, 3, 13, 5), 4)])
+def test_tiled_equals_whole_frame(tiny_generator, shape, tile):
+    engine = TorchEngine(tiny_generator)
+    x = torch.rand(shape)
+    whole = tiling.upscale(engine, x, tile=0)
+    tiled = tiling.upscale(engine, x, tile=tile)
+    # Only summation order differs: far below one uint8 step.
+    assert_close(tiled, whole, "fp32", atol=1e-5, rtol=0)
+
+
+def test_tiled_equals_whole_frame_full_model():
+    torch.manual_seed(0)
+    engine = TorchEngine(Generator())  # B=16: radius 40, so tiles of 8 see 88x88 windows
+    x = torch.rand(1, 3, 24, 100)
+    assert_close(tiling.upscale(engine, x, tile=8), tiling.upscale(engine, x, tile=0), "fp32", atol=1e-5, rtol=0)
+
+
+def test_tiles_cover_the_frame_once():
+    seen = torch.zeros(23, 17, dtype=torch.int32)
+    for (y0, y1, x0, x1), (py0, py1, px0, px1) in tiling.tiles(23, 17, 6, 3):
+        seen[y0:y1, x0:x1] += 1
+        assert py0 <= y0 and py1 >= y1 and px0 <= x0 and px1 >= x1
+        assert y0 - py0 in (0, 3) and px1 - x1 in (0, 3)
+    assert bool((seen == 1).all())
+
+
+def test_auto_tile_follows_budget(tiny_generator):
+    engine = TorchEngine(tiny_generator)
+    assert tiling.auto_tile(engine, 64, 64, budget=1 << 30) == 0
+    side = tiling.auto_tile(engine, 1000, 1000, budget=64 << 20)
+    assert 16 <= side < 1000
+    assert (side + 2 * engine.radius) ** 2 * engine.bytes_per_lr_pixel <= 64 << 20
+    with pytest.raises(SrganError, match="too small"):
+        tiling.auto_tile(engine, 1000, 1000, budget=1 << 20)
+
+
+def test_budget_tiling_is_exact(tiny_generator):
+    engine = TorchEngine(tiny_generator)
+    x = torch.rand(1, 3, 40, 44)
+    budget = (20 + 2 * engine.radius) ** 2 * engine.bytes_per_lr_pixel
+    assert tiling.auto_tile(engine, 40, 44, budget) == 20
+    assert_close(tiling.upscale(engine, x, budget=budget), tiling.upscale(engine, x, tile=0), "fp32", atol=1e-5, rtol=0)
