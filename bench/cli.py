@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def plan(args, device: str):
     for case in cases:
         reason = B.static_skip(case, device)
         case_sizes = list(sizes)
-        if args.quick and not args.cases:
+        if args.quick and not args.cases and device == "cpu":
             if case.id not in B.QUICK_CASES:
                 reason = reason or B.QUICK_LEFT_OUT
             elif case.id not in B.QUICK_LARGE:
@@ -121,12 +122,12 @@ def _spawn(spec: dict, tmp: Path, name: str, timeout: float) -> dict:
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         rc, err = proc.returncode, proc.stderr
-    except subprocess.TimeoutExpired as e:
-        rc, err = "timeout", (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+    except subprocess.TimeoutExpired:
+        rc, err = None, ""
     out = Path(spec["out"])
     result = json.loads(out.read_text()) if out.is_file() else {}
-    if rc == "timeout":
-        result.update(status="error" if not result.get("sizes") else result.get("status", "ok"),
+    if rc is None:  # timed out: keep the sizes it finished
+        result.update(status="ok" if result.get("sizes") else "error",
                       reason=f"stopped after {timeout:.0f} s (--timeout)")
     elif rc != 0 and result.get("status") in (None, "running"):
         tail = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or [f"exit code {rc}"]
@@ -184,9 +185,34 @@ def main(argv=None) -> int:
         run["busy_warning"] = (f"the machine was busy when the run started (1-min load "
                                f"{stamp['load_average'][0]:.1f} on {busy_cpus} CPUs): timings are noisy")
     _say(f"bench: {stamp['device_name']} ({device}), {run['set']} set, weights: {weights['desc']}")
-    t_start = time.perf_counter()
+    t_start, snap = time.perf_counter(), E.cpu_snapshot()
     base = {"device": device, "weights": weights["path"], "threads": threads, "settings": settings.as_dict()}
+    rc = 0
+    try:
+        measure(run, args, device, base, case_plan, sizes, tmp, timeout)
+    except KeyboardInterrupt:
+        # Keep what was measured: the reports say the run was interrupted.
+        run["interrupted"] = True
+        run["busy_warning"] = (run.get("busy_warning", "") + " Run interrupted: incomplete.").strip()
+        rc = 130
+    # Other processes' CPU use during the run (our own processes excluded): a CPU run that
+    # shared the machine says so, since its numbers are then noisy and pessimistic.
+    other = E.other_load(snap, E.cpu_snapshot(), busy_cpus)
+    run["env"]["other_cpu_load"] = other
+    if device == "cpu" and other is not None and other > 0.15:
+        note = f"other processes used {100 * other:.0f}% of the CPUs during the run: timings are noisy"
+        run["busy_warning"] = f"{run['busy_warning']}; {note}" if run.get("busy_warning") else note
+    quality(run)
+    derive(run)
+    run["wall_s"] = time.perf_counter() - t_start
+    paths = write_all(run, out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    _say(f"bench: {'interrupted' if rc else 'done'} after {run['wall_s']:.0f} s; "
+         f"wrote {', '.join(str(p) for p in paths.values())}")
+    return rc
 
+
+def measure(run, args, device, base, case_plan, sizes, tmp, timeout) -> None:
     if not args.no_peak:
         _say("bench: measuring the device peak")
         peak = _spawn({**base, "job": "peak", "seconds": 0.5 if args.quick else 1.5}, tmp, "peak", timeout)
@@ -213,13 +239,6 @@ def main(argv=None) -> int:
 
     if not args.no_pipelines:
         run["pipelines"] = pipelines(args, device, base, case_plan, sizes, tmp, timeout)
-
-    quality(run)
-    derive(run)
-    run["wall_s"] = time.perf_counter() - t_start
-    paths = write_all(run, out_dir)
-    _say(f"bench: done in {run['wall_s']:.0f} s; wrote {', '.join(str(p) for p in paths.values())}")
-    return 0
 
 
 def pipelines(args, device, base, case_plan, sizes, tmp, timeout):

@@ -10,6 +10,7 @@ import importlib.metadata
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,3 +122,26 @@ def device_slug(env: dict) -> str:
     if env["suite_device"] == "cuda":
         return "cuda-" + slug(env["device_name"])
     return f"cpu-{slug(env['cpu'])}-{env['torch_threads']}t"
+
+
+def cpu_snapshot() -> dict | None:
+    """Machine-wide busy CPU seconds (/proc/stat) and this process tree's own CPU seconds."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = v[0] + v[1] + v[2] + sum(v[5:8])  # user nice system irq softirq steal
+    t = os.times()
+    return {"busy_s": busy / os.sysconf("SC_CLK_TCK"), "own_s": t.user + t.system +
+            t.children_user + t.children_system, "wall": time.monotonic()}
+
+
+def other_load(start: dict | None, end: dict | None, cpus: int) -> float | None:
+    """Share of the machine's CPUs (0..1) that processes other than this run used in between.
+
+    Children count once they have exited, which every case process has by the end."""
+    if not start or not end or end["wall"] <= start["wall"]:
+        return None
+    other = (end["busy_s"] - start["busy_s"]) - (end["own_s"] - start["own_s"])
+    return max(0.0, other / ((end["wall"] - start["wall"]) * max(1, cpus)))

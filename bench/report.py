@@ -269,6 +269,17 @@ def plot(run: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _plain(x):
+    """Strict JSON: infinities (PSNR of identical outputs) become "inf", NaN becomes null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
 def write_all(run: dict, folder: Path) -> dict:
     """Write results.json, results.md, results.png into ``folder``; returns their paths."""
     from srgan_fast.imageio import atomic_output
@@ -276,7 +287,7 @@ def write_all(run: dict, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {k: folder / f"results.{k}" for k in ("json", "md", "png")}
     with atomic_output(paths["json"]) as tmp:
-        tmp.write_text(json.dumps(run, indent=1, default=str, allow_nan=True))
+        tmp.write_text(json.dumps(_plain(run), indent=1, default=str, allow_nan=False))
     with atomic_output(paths["md"]) as tmp:
         tmp.write_text(markdown(run))
     with atomic_output(paths["png"]) as tmp:

@@ -1,7 +1,6 @@
 """Smoke test of the benchmark machinery (bench/): the CLI on a tiny size with the torch engine,
 and the pure functions behind the figures. No timing assertions: numbers belong to bench/."""
 import json
-import math
 
 import pytest
 import torch
@@ -13,11 +12,16 @@ from bench.runner import percentile, summarize
 
 def test_cli_writes_stamped_json_markdown_and_plot(tmp_path, capsys):
     from bench.cli import main
+    from srgan_fast.checkpoints import save_generator
+    from srgan_fast.model import Generator
 
+    # A 1-block generator keeps the test fast; the machinery does not depend on depth.
+    weights = tmp_path / "g.safetensors"
+    save_generator(Generator(num_blocks=1), weights)
     out = tmp_path / "res"
     rc = main(["--device", "cpu", "--cases", "torch-fp32,triton-*,tensorrt-*", "--sizes", "1x8x8",
-               "--random-weights", "--warmup", "1", "--repeats", "2", "--min-time", "0",
-               "--no-peak", "--no-pipelines", "--out", str(out)])
+               "--weights", str(weights), "--threads", "1", "--warmup", "1", "--repeats", "2",
+               "--min-time", "0", "--no-peak", "--no-pipelines", "--out", str(out)])
     assert rc == 0
     run = json.loads((out / "results.json").read_text())
     env = run["env"]
@@ -35,7 +39,7 @@ def test_cli_writes_stamped_json_markdown_and_plot(tmp_path, capsys):
     assert size["x_baseline"] == pytest.approx(1.0)
     assert size["rss_peak_mib"] > 0
     assert size["tflops"] == pytest.approx(2 * 2_218_176 * 64 / (size["median_ms"] / 1e3) / 1e12)
-    assert base["quality"]["psnr_vs_fp32_db"] == math.inf  # the reference against itself
+    assert base["quality"]["psnr_vs_fp32_db"] == "inf"  # the reference against itself (strict JSON)
     # Cases that cannot run here are listed with the reason, not silently dropped.
     assert "interpreter" in by_id["triton-fp32"]["reason"]
     if not torch.cuda.is_available():
@@ -43,6 +47,7 @@ def test_cli_writes_stamped_json_markdown_and_plot(tmp_path, capsys):
 
     md = (out / "results.md").read_text()
     assert env["device_name"] in md and "batch 1, 8x8 LR" in md and "1.00×" in md
+    assert "g.safetensors (sha256" in md
     assert "## Not measured" in md and "interpreter only on CPU" in md
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
