@@ -162,6 +162,37 @@ def test_empty_batch_returns_empty():
     assert y.shape == (0, 4, 4, 64)
 
 
+@pytest.mark.skipif(CUDA, reason="checks the interpreter's fixed config")
+def test_interpreter_never_autotunes():
+    from triton.runtime.autotuner import Autotuner
+
+    from srgan_fast.kernels import conv2d
+
+    assert K.INTERPRET and not isinstance(conv2d._launch, Autotuner)
+
+
+@pytest.mark.parametrize("cout, dtype, expect_bn", [(64, torch.float16, {64}), (256, torch.float16, {64, 128, 256}),
+                                                    (3, torch.float16, {16}), (64, torch.float32, {64})])
+def test_autotune_pruning(cout, dtype, expect_bn):
+    """The GPU config list, pruned per layer: BLOCK_N fits the channels, the pipeline fits in smem."""
+    import triton
+
+    from srgan_fast.kernels import conv2d
+
+    p = K.pack_conv(torch.zeros(cout, 64, 3, 3), dtype=dtype)
+    configs = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
+               for bm, bn, w, s in conv2d._GPU_CONFIGS]
+    x = torch.empty(1, 270, 480, 64, dtype=dtype, device="meta")
+    args, meta = conv2d.kernel_args(x, p, None, None, x)
+    kept = conv2d._prune(configs, dict(zip(conv2d._conv_kernel.arg_names, args)), **meta)
+    assert {c.kwargs["BLOCK_N"] for c in kept} == expect_bn
+    esize = torch.finfo(dtype).bits // 8
+    assert all(c.num_stages * (c.kwargs["BLOCK_M"] + c.kwargs["BLOCK_N"]) * p.block_k * esize <= 200 * 1024
+               for c in kept)
+    tiny = conv2d._prune(configs, dict(zip(conv2d._conv_kernel.arg_names, (*args[:8], 20, 32))), **meta)
+    assert tiny and all(c.kwargs["BLOCK_M"] <= 64 for c in tiny)  # a 20-pixel call gets small tiles
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU: autotuned kernels at a realistic size")
 @pytest.mark.parametrize("prec", ["fp16", "bf16", "fp32"])
