@@ -86,6 +86,8 @@ def quality(run: dict) -> None:
 # --- formatting --------------------------------------------------------------------------------
 
 def _f(x, fmt="{:.3g}", none="–"):
+    if isinstance(x, str):  # "inf" / "-inf" as stored in results.json
+        x = float(x)
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return none
     if isinstance(x, float) and math.isinf(x):
@@ -152,7 +154,8 @@ def size_table(run: dict, size) -> list[str]:
                   _f(e.get("x_baseline"), "{:.2f}×"), _quality_cell(case),
                   _f(e["first_call_ms"] / 1e3, "{:.2f}")]
         if cuda:
-            cells = [_ms(e["median_ms"]), _ms(e["with_copies"]["median_ms"]), _ms(e["p99_ms"]),
+            copies = (e.get("with_copies") or {}).get("median_ms")  # absent: engine runs on the host
+            cells = [_ms(e["median_ms"]), _ms(copies) if copies else "host engine", _ms(e["p99_ms"]),
                      _f(e["frames_per_s"], "{:.1f}"), _f(e.get("torch_alloc_peak_mib"), "{:.0f}"),
                      _f(e.get("device_used_peak_mib"), "{:.0f}")]
         else:
@@ -258,7 +261,10 @@ def plot(run: dict, path: Path) -> None:
         ax.set_title(f"batch {n}, {h}x{w} → {4 * h}x{4 * w}: frames/s (× eager fp32, PSNR vs fp32)",
                      fontsize=9)
     env = run["env"]
-    fig.suptitle(f"srgan_fast on {env['device_name']}", fontsize=11)
+    title = f"srgan_fast on {env['device_name']}"
+    if run.get("busy_warning"):
+        title += "\nPRELIMINARY: the machine was busy during this run"
+    fig.suptitle(title, fontsize=11, color="#b00000" if run.get("busy_warning") else "black")
     libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items()
                      if v and k in ("torch", "openvino", "onnxruntime", "tensorrt", "triton"))
     extra = f"driver {env.get('driver')}, CUDA {env.get('cuda')}; " if env["suite_device"] == "cuda" else ""
