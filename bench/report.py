@@ -165,9 +165,29 @@ def size_table(run: dict, size) -> list[str]:
     return rows
 
 
+def summary_table(run: dict) -> list[str]:
+    """One row per measured case: median per size with the ratio to eager fp32, % of peak at the
+    largest size, PSNR vs fp32. This is the table the project README shows."""
+    sizes = [tuple(s) for s in run["sizes"]]
+    head = ["case", "runs as"] + [f"{n}x{h}x{w} ms (× fp32)" for n, h, w in sizes] + \
+        ["% of peak", "PSNR vs fp32 dB"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for case in run["cases"]:
+        if case["status"] != "ok":
+            continue
+        by = {(e["batch"], e["h"], e["w"]): e for e in case.get("sizes", []) if "median_ms" in e}
+        cells = [f"{_ms(by[s]['median_ms'])} ({_f(by[s].get('x_baseline'), '{:.2f}')})" if s in by else "–"
+                 for s in sizes]
+        last = next((by[s] for s in reversed(sizes) if s in by), {})
+        rows.append("| " + " | ".join([case["label"], case.get("precision", "?"), *cells,
+                                       _f(last.get("pct_of_peak"), "{:.0f}%"), _quality_cell(case)]) + " |")
+    return rows
+
+
 def markdown(run: dict) -> str:
     env = run["env"]
     out = [f"# srgan_fast benchmark: {env['device_name']}", ""] + stamp_lines(run) + [""]
+    out += ["## Summary", ""] + summary_table(run) + [""]
     for size in run["sizes"]:
         n, h, w = size
         out += [f"## batch {n}, {h}x{w} LR → {4 * h}x{4 * w}", ""] + size_table(run, size) + [""]
@@ -299,3 +319,23 @@ def write_all(run: dict, folder: Path) -> dict:
     with atomic_output(paths["png"]) as tmp:
         plot(run, tmp)
     return paths
+
+
+def main(argv=None) -> int:
+    """``python -m bench.report results.json [--summary]``: re-render a run as markdown."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m bench.report")
+    p.add_argument("json")
+    p.add_argument("--summary", action="store_true", help="only the stamp and the summary table")
+    args = p.parse_args(argv)
+    run = json.loads(Path(args.json).read_text())
+    if args.summary:
+        print("\n".join(stamp_lines(run) + [""] + summary_table(run)))
+    else:
+        print(markdown(run))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

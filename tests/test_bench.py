@@ -48,7 +48,7 @@ def test_cli_writes_stamped_json_markdown_and_plot(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert env["device_name"] in md and "batch 1, 8x8 LR" in md and "1.00×" in md
     assert "g.safetensors (sha256" in md
-    assert "## Not measured" in md and "interpreter only on CPU" in md
+    assert "## Summary" in md and "## Not measured" in md and "interpreter only on CPU" in md
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
