@@ -71,6 +71,8 @@ def read_image(path) -> Image:
                 arr = _pil_to_array(im)
     except SrganError:
         raise
+    except PILImage.DecompressionBombError:
+        raise SrganError(f"{path}: declares far more than the {MAX_INPUT_PIXELS // 1_000_000} MP limit") from None
     except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as e:
         raise SrganError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
     return array_to_image(arr)

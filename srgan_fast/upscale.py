@@ -128,6 +128,8 @@ def main(argv=None):
             print(f"skipping {len(skipped)} image(s) already in {out} (--overwrite to redo)", file=sys.stderr)
     if not jobs:
         return 0
+    # A single bad file fails before the (possibly slow) engine is opened.
+    first = read_image(jobs[0][0]) if not inp.is_dir() else None
     engine = open_engine_from_args(args)
     failed = 0
     bar = None
@@ -137,12 +139,16 @@ def main(argv=None):
     try:
         for src, dst in jobs:
             try:
-                write_image(dst, upscale_image(engine, read_image(src), tile=args.tile, budget=budget))
+                img = first if first is not None else read_image(src)
+                write_image(dst, upscale_image(engine, img, tile=args.tile, budget=budget))
             except SrganError as e:
-                if len(jobs) == 1:
+                if not inp.is_dir():
                     raise
                 failed += 1
-                (bar.write if bar else print)(f"error: {e}")
+                if bar:
+                    bar.write(f"error: {e}", file=sys.stderr)
+                else:
+                    print(f"error: {e}", file=sys.stderr)
             if bar:
                 bar.update(1)
     finally:
@@ -152,7 +158,7 @@ def main(argv=None):
     if failed:
         print(f"{failed} of {len(jobs)} image(s) failed", file=sys.stderr)
         return 1
-    if len(jobs) == 1:
+    if not inp.is_dir():
         print(f"wrote {jobs[0][1]}", file=sys.stderr)
     else:
         print(f"wrote {len(jobs)} images to {out}", file=sys.stderr)
