@@ -9,14 +9,15 @@ synchronous batch (latency; no overlap between calls).
   modes: device-only (input already on the GPU, output left there) and with host<->device
   copies (pinned host input in, ``.cpu()`` of the output, both inside the timed region).
 
-Memory is measured in a separate pass after timing, so probes never disturb the timed calls:
-- CPU: the process's resident-set high-water mark (VmHWM) during one call. Each case runs in
-  its own process, and VmHWM is reset (``/proc/self/clear_refs`` = 5) just before the call,
-  so the figure is this case at this size only; "run" is the rise above the RSS just before
-  the call (activations and scratch). Without clear_refs a 1 ms psutil sampler is used.
-- CUDA: ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` (torch's allocator)
-  and the device-wide used memory (``cudaMemGetInfo``) sampled every 1 ms, minus the level
-  before the engine was opened -- the only figure that also sees memory that TensorRT or
+Memory probes never disturb the timed calls:
+- CPU: the process's resident-set high-water mark (VmHWM). Each case runs in its own process,
+  and VmHWM is reset (``/proc/self/clear_refs`` = 5) after the warm-up, so the figure is this
+  case at this size in steady state, read after the timed calls (the kernel keeps the mark, so
+  nothing disturbs the timing); "run" is the rise above the RSS before the timed calls
+  (activations and scratch). Without clear_refs, one extra call with a 1 ms psutil sampler.
+- CUDA (one extra call after timing): ``torch.cuda.max_memory_allocated`` /
+  ``max_memory_reserved`` (torch's allocator) and the device-wide used memory
+  (``cudaMemGetInfo``) sampled every 1 ms by a thread, minus the level before the engine was opened -- the only figure that also sees memory that TensorRT or
   ONNX Runtime allocate outside torch.
 """
 from __future__ import annotations
@@ -68,8 +69,10 @@ def _sync(device: torch.device):
         torch.cuda.synchronize(device)
 
 
-def time_calls(fn, device: torch.device, settings: Settings) -> tuple[float, list[float]]:
-    """(first call seconds, [timed call seconds]) for ``fn()`` on ``device``."""
+def time_calls(fn, device: torch.device, settings: Settings, before_timed=None) -> tuple[float, list[float]]:
+    """(first call seconds, [timed call seconds]) for ``fn()`` on ``device``.
+
+    ``before_timed()``, if given, runs after the warm-up, just before the timed calls."""
     cuda = device.type == "cuda"
     _sync(device)
     t0 = time.perf_counter()
@@ -79,6 +82,8 @@ def time_calls(fn, device: torch.device, settings: Settings) -> tuple[float, lis
     for _ in range(max(0, settings.warmup - 1)):
         fn()
     _sync(device)
+    if before_timed is not None:
+        before_timed()
     times: list[float] = []
     if cuda:
         start_ev, end_ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -205,10 +210,23 @@ def measure_size(engine, n: int, h: int, w: int, settings: Settings, base_used: 
         out["copies_included"] = "both: median_ms device-only, with_copies adds H2D+D2H"
         out.update(cuda_memory_during(lambda: engine(x), dev, base_used))
     else:
-        first, times = time_calls(lambda: engine(host), dev, settings)
+        # RSS high-water over the timed calls, read for free from the kernel: the mark is reset
+        # after the warm-up (steady state), so no extra call is needed.
+        mark = {}
+
+        def reset():
+            mark["before"] = _status_kib("VmRSS")
+            mark["ok"] = mark["before"] is not None and _reset_hwm()
+
+        first, times = time_calls(lambda: engine(host), dev, settings, before_timed=reset)
         out.update(first_call_ms=first * 1e3, **summarize(times), timer="perf_counter")
         out["copies_included"] = "n/a (host memory)"
-        out.update(rss_during(lambda: engine(host)))
+        peak = _status_kib("VmHWM") if mark.get("ok") else None
+        if peak is not None:
+            out.update(rss_peak_mib=peak / 1024, rss_run_mib=(peak - mark["before"]) / 1024,
+                       mem_method="VmHWM over the timed calls (reset by clear_refs after warm-up)")
+        else:
+            out.update(rss_during(lambda: engine(host)))
     return out
 
 
