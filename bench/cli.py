@@ -126,12 +126,18 @@ def _spawn(spec: dict, tmp: Path, name: str, timeout: float) -> dict:
         rc, err = None, ""
     out = Path(spec["out"])
     result = json.loads(out.read_text()) if out.is_file() else {}
-    if rc is None:  # timed out: keep the sizes it finished
-        result.update(status="ok" if result.get("sizes") else "error",
-                      reason=f"stopped after {timeout:.0f} s (--timeout)")
-    elif rc != 0 and result.get("status") in (None, "running"):
+    if rc is None:
+        problem = f"stopped after {timeout:.0f} s (--timeout)"
+    elif rc != 0 and result.get("status") in (None, "running", "ok") and not result.get("error"):
         tail = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or [f"exit code {rc}"]
-        result.update(status="error", reason=f"worker crashed: {tail[0][:300]}")
+        problem = f"worker died (exit code {rc}): {tail[0][:300]}"
+    else:
+        return result
+    # Keep the sizes it finished: a partial case is shown, with what stopped it.
+    if any("median_ms" in e for e in result.get("sizes", [])):
+        result.update(status="ok", error=problem)
+    else:
+        result.update(status="error", reason=problem)
     return result
 
 
@@ -232,8 +238,8 @@ def measure(run, args, device, base, case_plan, sizes, tmp, timeout) -> None:
         result.setdefault("id", case.id)
         result.setdefault("label", case.title)
         run["cases"].append(result)
-        if result.get("status") != "ok":
-            _say(f"  {case.id:<18} {result.get('status')}: {result.get('reason')}")
+        if result.get("status") != "ok" or result.get("error"):
+            _say(f"  {case.id:<18} {result.get('status')}: {result.get('reason') or result.get('error')}")
         for e in result.get("sizes", []):
             _say(_size_line(case.id, e))
 

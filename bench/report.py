@@ -229,10 +229,11 @@ def markdown(run: dict) -> str:
                        f"{100 * img['engine_share']:.0f}% | {vtext} |")
         out.append("")
 
-    skipped = [c for c in run["cases"] if c["status"] != "ok"]
+    skipped = [c for c in run["cases"] if c["status"] != "ok" or c.get("error")]
     if skipped:
-        out += ["## Not measured", "", "| case | status | reason |", "|---|---|---|"]
-        out += [f"| {c['label']} | {c['status']} | {c.get('reason', '')} |" for c in skipped]
+        out += ["## Not measured (or only partly)", "", "| case | status | reason |", "|---|---|---|"]
+        out += [f"| {c['label']} | {'partial' if c['status'] == 'ok' else c['status']} | "
+                f"{c.get('reason') or c.get('error', '')} |" for c in skipped]
         out.append("")
 
     if run.get("peaks"):

@@ -116,7 +116,11 @@ def main(argv=None) -> int:
         prev = {}
         if Path(spec["out"]).is_file():
             prev = json.loads(Path(spec["out"]).read_text())
-        prev.update(status="error", reason=_short(e), traceback=traceback.format_exc()[-2000:])
+        if any("median_ms" in x for x in prev.get("sizes", [])):
+            prev.update(status="ok", error=_short(e))  # partial: keep the sizes it measured
+        else:
+            prev.update(status="error", reason=_short(e))
+        prev["traceback"] = traceback.format_exc()[-2000:]
         _write(spec["out"], prev)
         return 1
     return 0

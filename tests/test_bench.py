@@ -48,7 +48,7 @@ def test_cli_writes_stamped_json_markdown_and_plot(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert env["device_name"] in md and "batch 1, 8x8 LR" in md and "1.00×" in md
     assert "g.safetensors (sha256" in md
-    assert "## Summary" in md and "## Not measured" in md and "interpreter only on CPU" in md
+    assert "## Summary" in md and "## Not measured (or only partly)" in md and "interpreter only on CPU" in md
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -115,5 +115,17 @@ def test_derived_figures_against_hand_computation():
                     "torch_threads": 2, "isa": [], "libraries": {"torch": "x"}, "commit": "abc",
                     "date": "today", "load_average": [0.1]},
                weights={"desc": "random"}, set="custom", settings={}, sizes=[[1, 10, 20]], pipelines=[])
+    run["cases"][1]["error"] = "worker died (exit code -9)"
     md = markdown(run)
     assert "needs CUDA" in md and "4.00×" in md
+    assert "| fast | partial | worker died (exit code -9) |" in md
+
+
+def test_worker_failure_is_reported_not_raised(tmp_path):
+    from bench.cli import _spawn
+
+    spec = {"job": "case", "device": "cpu", "weights": str(tmp_path / "missing.safetensors"),
+            "threads": 1, "settings": {}, "sizes": [[1, 8, 8]], "quality_out": str(tmp_path / "q.pt"),
+            "case": {"id": "nope-fp32", "backend": "nope", "precision": "fp32", "options": {}, "label": ""}}
+    result = _spawn(spec, tmp_path, "nope", timeout=120)
+    assert result["status"] == "skipped" and "unknown backend" in result["reason"]
