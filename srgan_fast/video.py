@@ -41,7 +41,6 @@ from .imageio import atomic_output, to_uint8
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv",
               ".mpg", ".mpeg", ".wmv", ".ogv", ".3gp"}
 SCALE = 4
-_VARIABLE_FPS = 0x0400        # AVFMT_VARIABLE_FPS: the muxer keeps per-frame timestamps
 _UNSPECIFIED = 2              # AVCOL_SPC/TRC/PRI_UNSPECIFIED
 # AVColorSpace -> swscale's SWS_CS_* matrix id (FCC 4, BT.601 5, SMPTE240M 7, BT.2020 9).
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
@@ -428,12 +427,14 @@ def _plan_output(av, inp, vin, out, src, dst, first, *, codec, crf, pix_fmt, pre
                          f"(it takes {', '.join(supported)})")
     ovs.width, ovs.height, ovs.pix_fmt = w * SCALE, h * SCALE, pix_fmt
 
-    # Timestamps: keep the source's time base where the muxer keeps per-frame timestamps;
-    # constant-rate containers (AVI) get 1/fps and rounded timestamps.
-    cfr = not (out.format.flags & _VARIABLE_FPS)
+    # Timestamps: keep the source's time base. AVI stores no timestamps, only a frame rate:
+    # there frames get 1/fps units (rounded) and no B-frames, whose reordering AVI cannot express.
+    cfr = out.format.name == "avi"
     tb = Fraction(1, 1) / _frame_rate(vin) if cfr else vin.time_base
     ovs.codec_context.time_base = tb
     ovs.time_base = tb
+    if cfr:
+        ovs.codec_context.max_b_frames = 0
 
     options = dict(encoder_options)
     if codec in _CRF_OPTION and crf is not None:
@@ -865,15 +866,40 @@ def _progress_bar(progress, vin, plan, max_frames):
 
 # ---------------------------------------------------------------------------- throughput
 
+class _NearestEngine:
+    """Pixel replication: an engine that costs almost nothing, to time the pipeline's own stages."""
+    name, precision, device = "nearest", "fp32", "cpu"
+    torch_device = torch.device("cpu")
+    radius, bytes_per_lr_pixel = 0, 64
+
+    def __init__(self):
+        from .engines.base import ShapeRange
+        self.shapes = ShapeRange()
+
+    def __call__(self, lr):
+        return lr.repeat_interleave(SCALE, 2).repeat_interleave(SCALE, 3)
+
+    def info(self):
+        return {"backend": self.name}
+
+
 def measure_pipeline(engine, src, frames: int | None = 16, *, tile=None, batch: int = 4,
-                     dst=None, **options) -> dict:
+                     repeats: int = 1, **options) -> dict:
     """Frames/s of the whole pipeline next to the bare engine's on the same frames.
 
-    The bare figure times only the engine stage (integer -> float on the device, ``tiling.upscale``,
-    float -> integer) on frames decoded beforehand; the pipeline figure times ``upscale_video``
-    end to end (decode, engine, encode, mux) on the first ``frames`` frames of ``src``.
-    Efficiency = pipeline / bare; the goal is >= 0.9. One warm-up batch runs first.
+    - ``bare_fps``: the engine stage alone (integer -> float on the device, ``tiling.upscale``,
+      float -> integer) on the first ``frames`` frames of ``src``, decoded beforehand;
+    - ``pipeline_fps``: ``upscale_video`` end to end (decode, engine, encode, mux) on the same
+      frames; ``efficiency`` = pipeline / bare (the goal is >= 0.9);
+    - ``io_fps``: the pipeline with a free engine (pixel replication), i.e. what decoding,
+      conversion and encoding alone sustain. Where stages share CPU cores, expect efficiency near
+      1 / (1 + bare_fps / io_fps); where the engine has its own device, near 1 while io_fps > bare_fps.
+    Bare and pipeline runs alternate ``repeats`` times (medians reported), after one warm-up batch,
+    so a machine whose load drifts biases neither figure. ``cpu_efficiency`` compares the process
+    CPU time per frame of the two instead (all threads, FFmpeg's included): on a shared, busy CPU
+    it is the steadier figure for CPU engines, where wall-clock times swing with other load.
     """
+    import statistics
     import tempfile
 
     src = Path(src)
@@ -888,26 +914,39 @@ def measure_pipeline(engine, src, frames: int | None = 16, *, tile=None, batch: 
         inp.close()
     if not lr:
         raise SrganError(f"{src}: no decodable video frames")
+    budget = options.get("budget")
 
-    def run(chunk):
-        return upscale_frames(engine, torch.stack(chunk), tile=tile, budget=options.get("budget"))
-
-    run(lr[:batch])                                   # warm-up: lazy init, kernel selection
-    t = time.perf_counter()
-    for i in range(0, len(lr), batch):
-        run(lr[i:i + batch])
-    bare = time.perf_counter() - t
+    def bare():
+        t, c = time.perf_counter(), time.process_time()
+        for i in range(0, len(lr), batch):
+            upscale_frames(engine, torch.stack(lr[i:i + batch]), tile=tile, budget=budget)
+        return time.perf_counter() - t, time.process_time() - c
 
     with tempfile.TemporaryDirectory() as tmpdir:
-        out = Path(dst) if dst else Path(tmpdir) / "measure.mkv"   # Matroska takes any codec
-        stats = upscale_video(src, out, engine, tile=tile, batch=batch, progress=False,
-                              max_frames=len(lr), log=lambda _m: None, **options)
-    bare_fps = len(lr) / bare
-    return {"frames": len(lr), "lr_size": tuple(lr[0].shape[1::-1]), "batch": batch,
-            "bare_seconds": bare, "bare_fps": bare_fps, "pipeline_seconds": stats["seconds"],
-            "pipeline_fps": stats["fps"], "efficiency": stats["fps"] / bare_fps,
-            "engine_busy": stats["engine_seconds"] / stats["seconds"],
-            "engine_wait_seconds": stats["wait_seconds"], "engine": engine.info()}
+        def pipeline(eng):
+            c = time.process_time()
+            stats = upscale_video(src, Path(tmpdir) / "measure.mkv", eng, tile=tile, batch=batch,
+                                  progress=False, max_frames=len(lr), log=lambda _m: None, **options)
+            return stats["seconds"], time.process_time() - c, stats
+
+        upscale_frames(engine, torch.stack(lr[:batch]), tile=tile, budget=budget)   # warm-up
+        io_seconds, _, _ = pipeline(_NearestEngine())
+        bare_s, bare_c, pipe_s, pipe_c, busy = [], [], [], [], []
+        for _ in range(max(1, repeats)):
+            seconds, cpu = bare()
+            bare_s.append(seconds)
+            bare_c.append(cpu)
+            seconds, cpu, stats = pipeline(engine)
+            pipe_s.append(seconds)
+            pipe_c.append(cpu)
+            busy.append(stats["engine_seconds"] / seconds)
+    n, med = len(lr), statistics.median
+    bare_fps, pipe_fps = n / med(bare_s), n / med(pipe_s)
+    return {"frames": n, "lr_size": tuple(lr[0].shape[1::-1]), "batch": batch, "repeats": len(bare_s),
+            "bare_fps": bare_fps, "pipeline_fps": pipe_fps, "efficiency": pipe_fps / bare_fps,
+            "cpu_efficiency": med(bare_c) / med(pipe_c), "io_fps": n / io_seconds,
+            "engine_busy": med(busy), "bare_seconds": bare_s, "pipeline_seconds": pipe_s,
+            "bare_cpu_seconds": bare_c, "pipeline_cpu_seconds": pipe_c, "engine": engine.info()}
 
 
 if __name__ == "__main__":

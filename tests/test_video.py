@@ -390,5 +390,6 @@ def test_parser_options_and_conflicts():
 def test_measure_pipeline_reports_both_rates(clips, engine):
     m = video.measure_pipeline(engine, clips["silent"], frames=4, batch=2)
     assert m["frames"] == 4 and m["lr_size"] == (W, H)
-    assert m["bare_fps"] > 0 and m["pipeline_fps"] > 0
+    assert m["bare_fps"] > 0 and m["pipeline_fps"] > 0 and m["io_fps"] > 0
     assert m["efficiency"] == pytest.approx(m["pipeline_fps"] / m["bare_fps"])
+    assert 0 < m["engine_busy"] <= 1 and m["repeats"] == 1 and m["cpu_efficiency"] > 0
