@@ -179,6 +179,29 @@ def test_default_lossy_output_is_close_to_image_path(clips, engine, tmp_path):
     assert psnr > 30, f"H.264 crf 18 output only {psnr:.1f} dB from the image path"
 
 
+def test_ten_bit_source_stays_ten_bit(engine, tmp_path):
+    src = tmp_path / "ten.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "qp": "0"})
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p10le"
+        for i in range(4):
+            ramp = np.linspace(0, 65535, W * H * 3).reshape(H, W, 3)
+            f = av.VideoFrame.from_ndarray(np.roll(ramp, 97 * i).astype(np.uint16), format="rgb48le")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+    dst = tmp_path / "ten_out.mkv"
+    stats = video.upscale_video(src, dst, engine, progress=False)
+    assert stats["pix_fmt"] == "yuv420p10le" and stats["frames_out"] == 4
+    fs, fo = frames_of(src)[2][1], frames_of(dst)[2][1]
+    assert fo.format.name == "yuv420p10le"
+    lr = torch.from_numpy(fs.to_ndarray(format="rgb48le").astype(np.float32) / 65535)
+    ref = tiling.upscale(engine, lr.permute(2, 0, 1)[None], tile=0)[0].clamp(0, 1) * 65535
+    got = torch.from_numpy(fo.to_ndarray(format="rgb48le").astype(np.float32)).permute(2, 0, 1)
+    psnr = 10 * torch.log10(65535**2 / ((got - ref) ** 2).mean())
+    assert psnr > 33, f"10-bit output only {psnr:.1f} dB from the image path"
+
+
 def test_rotation_and_colour_tags_kept(clips, engine, tmp_path):
     dst = tmp_path / "tagged_out.mp4"
     video.upscale_video(clips["tagged"], dst, engine, progress=False, max_frames=4)
