@@ -91,7 +91,8 @@ def compile_one(args, meta, config, arch: int = 90) -> dict:
     t0 = time.perf_counter()
     compiled = triton.compile(src, target=target, options=options.__dict__)
     ptx = compiled.asm["ptx"]
-    copies = sorted({int(b, 0) for b in re.findall(r"cp\.async\.c[ag]\.shared\.global[^;]*?,\s*(0x[0-9a-f]+|\d+)\s*[,;]", ptx)})
+    copy_sizes = re.findall(r"cp\.async\.c[ag]\.shared\.global[^;]*?,\s*(0x[0-9a-f]+|\d+)\s*[,;]", ptx)
+    copies = sorted({int(b, 0) for b in copy_sizes})
     return {"shared_bytes": compiled.metadata.shared,
             "tensor_cores": "wgmma" if "wgmma" in ptx else ("mma.sync" if "mma.sync" in ptx else "none"),
             "cp_async_bytes": copies, "cubin_bytes": len(compiled.asm.get("cubin", b"")),

@@ -1,9 +1,12 @@
 """One implicit-GEMM convolution kernel over NHWC with a fused epilogue; every op in this package uses it.
 
 GEMM view: M = output pixels (N*H*W, flattened), N = output channels, K = taps x input channels.
-The K loop walks (tap, channel block) pairs; for each it gathers a [BLOCK_M, BLOCK_K] tile of
-input pixels shifted by the tap (zero outside the image: "same" padding) and multiplies it with
-a [BLOCK_K, BLOCK_N] tile of the packed weight. Accumulation is fp32 whatever the input dtype.
+The K loop walks the taps and, inside each, the input-channel blocks; for each it gathers a
+[BLOCK_M, BLOCK_K] tile of input pixels shifted by the tap (zero outside the image: "same"
+padding) and multiplies it with a [BLOCK_K, BLOCK_N] tile of the packed weight. With fewer than
+16 input channels (the RGB head) K is instead the flattened (tap, channel) pairs, padded once to
+a multiple of BLOCK_K, rather than padding each tap's channels up to what ``tl.dot`` needs.
+Accumulation is fp32 whatever the input dtype; fp32 inputs use IEEE dots (never TF32).
 
 Epilogue, in this order: + bias (the folded BatchNorm lives here), PReLU, + residual, output
 mapping to [0, 1] (tail only), then the store. With ``shuffle`` the conv's output channel

@@ -131,7 +131,7 @@ def test_epilogue_order_prelu_then_residual_5x5():
     x = _rand(1, 32, 6, 7).permute(0, 2, 3, 1)  # NHWC view of an NCHW tensor
     res = _rand(1, 6, 7, 32, seed=9)
     alpha = _alpha(32)
-    y = K.conv2d_nhwc(x.to(DEV), K.pack_conv(wt, b, alpha), residual=res.to(DEV))
+    y = K.conv2d_nhwc(x.to(DEV), K.pack_conv(wt, b, alpha, device=DEV), residual=res.to(DEV))
     assert_close(y, K.conv2d_nhwc_reference(x, wt, b, alpha=alpha, residual=res), "fp32")
 
 
