@@ -267,14 +267,14 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
 
 
 def _get(q: queue.Queue, stop: threading.Event, other: threading.Thread | None = None):
-    while True:
+    """Blocking get that returns None as soon as the pipeline is stopping (Ctrl-C, an error)."""
+    while not stop.is_set():
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
-            if stop.is_set():
-                return None
             if other is not None and not other.is_alive() and q.empty():
                 return _Failure(RuntimeError("a pipeline stage ended unexpectedly"))
+    return None
 
 
 def upscale_video(src, dst, engine, *, tile=None, batch: int = 4, codec: str | None = None,
