@@ -126,6 +126,8 @@ def _spawn(spec: dict, tmp: Path, name: str, timeout: float) -> dict:
         rc, err = None, ""
     out = Path(spec["out"])
     result = json.loads(out.read_text()) if out.is_file() else {}
+    if err.strip():  # build logs, warnings: kept for diagnosis, not shown in the tables
+        result["stderr_tail"] = err.strip()[-1500:]
     if rc is None:
         problem = f"stopped after {timeout:.0f} s (--timeout)"
     elif rc != 0 and result.get("status") in (None, "running", "ok") and not result.get("error"):

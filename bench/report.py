@@ -170,7 +170,7 @@ def summary_table(run: dict) -> list[str]:
     largest size, PSNR vs fp32. This is the table the project README shows."""
     sizes = [tuple(s) for s in run["sizes"]]
     head = ["case", "runs as"] + [f"{n}x{h}x{w} ms (× fp32)" for n, h, w in sizes] + \
-        ["% of peak", "PSNR vs fp32 dB"]
+        ["% of peak", "PSNR vs fp32 dB", "open s"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for case in run["cases"]:
         if case["status"] != "ok":
@@ -180,7 +180,8 @@ def summary_table(run: dict) -> list[str]:
                  for s in sizes]
         last = next((by[s] for s in reversed(sizes) if s in by), {})
         rows.append("| " + " | ".join([case["label"], case.get("precision", "?"), *cells,
-                                       _f(last.get("pct_of_peak"), "{:.0f}%"), _quality_cell(case)]) + " |")
+                                       _f(last.get("pct_of_peak"), "{:.0f}%"), _quality_cell(case),
+                                       _f(case.get("open_s"), "{:.1f}")]) + " |")
     return rows
 
 
