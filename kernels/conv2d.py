@@ -287,8 +287,9 @@ else:
         key=_KEY, prune_configs_by={"early_config_prune": _prune},
     )(_conv_kernel)
 
-# The interpreter's fixed config: small tiles, so tiny test shapes still cover several programs.
-_INTERPRET_BLOCK_M = 64
+# The interpreter's fixed config. Its cost is per program and per op, nearly independent of the
+# tile size, so the tile is large (tests with more than 128 pixels still cover several programs).
+_INTERPRET_BLOCK_M = 128
 
 
 def _out_shape(x: torch.Tensor, p: PackedConv) -> tuple[int, int, int, int]:

@@ -41,8 +41,8 @@ def _alpha(n, seed=3):
 
 
 # (N, Cin, H, W, Cout): the model's 64 channels, odd spatial sizes, several programs along M
-# (the interpreter tile is 64 pixels), and odd channel counts (padded K, masked N, flat K).
-SHAPES_3x3 = [(1, 64, 5, 7, 64), (2, 64, 8, 8, 64), (1, 64, 9, 13, 64),
+# (the interpreter tile is 128 pixels), and odd channel counts (padded K, masked N, flat K).
+SHAPES_3x3 = [(1, 64, 5, 7, 64), (2, 64, 8, 8, 64), (1, 64, 11, 13, 64),
               (1, 24, 4, 5, 40), (2, 5, 3, 4, 16), (1, 96, 3, 3, 24)]
 
 

@@ -89,7 +89,7 @@ def test_open_engine_by_name(tiny_generator, tmp_path):
 
     path = tmp_path / "g.safetensors"
     save_generator(tiny_generator, path, dtype=torch.float32)
-    lr = _lr(1, 3, 4, 4, seed=4)
+    lr = _lr(1, 3, 2, 3, seed=4)
     with open_engine("triton", precision="fp32", weights=path) as engine:
         assert isinstance(engine, TritonEngine)
         assert_close(engine(lr), _reference(tiny_generator, lr), "fp32")
