@@ -270,7 +270,7 @@ def pipelines(args, device, base, case_plan, sizes, tmp, timeout):
             continue
         _say(f"bench: pipeline {cid} at {h}x{w}")
         spec = {**base, "job": "pipeline", "size": [h, w], "repeats": 2 if args.quick else 5,
-                "frames": 8, "folder": str(tmp),
+                "frames": 8, "video_repeats": 1 if args.quick else 3, "folder": str(tmp),
                 "case": {"id": case.id, "backend": case.backend, "precision": case.precision,
                          "options": case.options, "label": case.label}}
         out.append(_spawn(spec, tmp, f"pipeline-{cid}", timeout))

@@ -120,7 +120,7 @@ def make_test_video(path: Path, h: int, w: int, frames: int, fps: int = 25) -> P
     return path
 
 
-def video_pipeline(engine, h: int, w: int, frames: int, folder: Path) -> dict:
+def video_pipeline(engine, h: int, w: int, frames: int, folder: Path, repeats: int = 1) -> dict:
     """srgan_fast.video.measure_pipeline on a generated clip: whole pipeline vs bare engine."""
     import importlib.util
 
@@ -136,10 +136,14 @@ def video_pipeline(engine, h: int, w: int, frames: int, folder: Path) -> dict:
     try:
         src = make_test_video(folder / f"pipeline_in_{h}x{w}.mp4", h, w, frames)
         batch = min(4, frames)
-        measured = fn(engine, src, frames=frames, batch=batch)
+        try:
+            measured = fn(engine, src, frames=frames, batch=batch, repeats=repeats)
+        except TypeError:  # an older measure_pipeline without repeats
+            measured = fn(engine, src, frames=frames, batch=batch)
     except Exception as e:  # noqa: BLE001
         return {"status": "error", "reason": _short(e)}
-    keep = ("frames", "batch", "bare_fps", "pipeline_fps", "efficiency", "engine_busy")
+    keep = ("frames", "batch", "repeats", "bare_fps", "pipeline_fps", "efficiency", "io_fps",
+            "cpu_efficiency", "engine_busy")
     return {"status": "ok", **{k: measured[k] for k in keep if k in measured}}
 
 
@@ -161,7 +165,8 @@ def run_pipeline(spec: dict) -> dict:
     result["image"] = image_pipeline(engine, h, w, spec.get("repeats", 3), folder)
     result["status"] = "ok"
     _write(out, result)
-    result["video"] = video_pipeline(engine, h, w, spec.get("frames", 8), folder)
+    result["video"] = video_pipeline(engine, h, w, spec.get("frames", 8), folder,
+                                     spec.get("video_repeats", 1))
     engine.close()
     _write(out, result)
     return result

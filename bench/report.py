@@ -219,6 +219,8 @@ def markdown(run: dict) -> str:
             if video.get("status") == "ok":
                 vtext = (f"{video['pipeline_fps']:.3g} fps vs bare {video['bare_fps']:.3g} "
                          f"({100 * video['efficiency']:.0f}%), {video['frames']} frames")
+                if video.get("io_fps"):
+                    vtext += f"; I/O alone {video['io_fps']:.3g} fps"
             else:
                 vtext = f"{video.get('status', '–')}: {video.get('reason', '')}" if video else "–"
             if p["status"] != "ok" or not img:
