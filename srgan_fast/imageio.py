@@ -150,6 +150,9 @@ def atomic_output(path):
         raise SrganError(f"{path}: output folder {folder} is not writable")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)

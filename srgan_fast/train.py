@@ -191,6 +191,21 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=args.iters, initial=self.it, unit="it", dynamic_ncols=True,
                        desc=f"train {args.phase}")
+        try:
+            self._loop(bar)
+        except KeyboardInterrupt:  # keep what was trained: save, then stop as asked
+            if self.rank == 0:
+                self.save()
+                print(f"\ninterrupted: saved iteration {self.it} to {self.out}")
+            raise
+        if bar is not None:
+            bar.close()
+        if self.rank == 0:
+            self.save()
+        return self.history
+
+    def _loop(self, bar):
+        args = self.args
         start, start_it = time.perf_counter(), self.it
         ema = None
         val = None
@@ -217,11 +232,6 @@ class Trainer:
             if done_time:
                 print(f"\ntime limit of {args.time_limit} min reached at iteration {self.it}")
                 break
-        if bar is not None:
-            bar.close()
-        if self.rank == 0:
-            self.save()
-        return self.history
 
     # -- checkpoints -----------------------------------------------------------------------
     def _state_tensors(self):
