@@ -36,7 +36,7 @@ from .hardware import PRECISIONS, cpu_flags, cpu_has_bf16, cpu_name
 FORMAT = "srgan_fast.artifact"
 # Bump when the way artifacts are made changes (export, conversion, sidecar layout): every
 # artifact made before becomes stale and is rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TARGETS = ("openvino", "onnxruntime", "tensorrt")
 ARTIFACT_FILES = {"openvino": "model.onnx", "onnxruntime": "model.onnx", "tensorrt": "model.engine"}
 INT8_GATE_DB = 0.3
@@ -138,6 +138,8 @@ def target_device(target: str, device: str | None = None) -> str:
                              "(use --target openvino on the CPU)")
         return device if device and device.startswith("cuda") else "cuda:0"
     if target == "onnxruntime" and device and device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SrganError(f"device {device} asked for onnxruntime, but no CUDA GPU is visible here")
         return device
     if target == "openvino" and device not in (None, "cpu"):
         raise SrganError(f"the openvino target here runs on the CPU (got device {device!r})")

@@ -120,7 +120,7 @@ def _spread(items: list, count: int) -> list:
     return [items[int(i * step)] for i in range(count)]
 
 
-def calibration_images(calib=None, count: int = 8, crop: int = 96) -> tuple[list[torch.Tensor], str]:
+def calibration_images(calib=None, count: int = 24, crop: int = 96) -> tuple[list[torch.Tensor], str]:
     """LR inputs for activation ranges and INT8 calibration, all ``crop`` x ``crop`` (NCHW, [0, 1]).
 
     ``calib``: a folder of the user's own (LR) images. Default: BSD200 photographs downscaled with
@@ -475,6 +475,7 @@ def quantize_int8(src, dst, images: list[torch.Tensor], fast_bias_correction: bo
         q = nncf.quantize(proto, nncf.Dataset(data, lambda x: {INPUT_NAME: x}),
                           preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(data),
                           fast_bias_correction=fast_bias_correction)
+    input_scale = _exact_input_scale(q)
     counts: dict[str, int] = {}
     for n in q.graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
@@ -486,7 +487,29 @@ def quantize_int8(src, dst, images: list[torch.Tensor], fast_bias_correction: bo
     return {"tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric, per-channel weights)",
             "calibration_images": len(data), "quantize_nodes": counts.get("QuantizeLinear", 0),
             "dequantize_nodes": counts.get("DequantizeLinear", 0), "conv_nodes": counts.get("Conv", 0),
-            "zero_points_all_zero": symmetric}
+            "zero_points_all_zero": symmetric, "input_scale": input_scale}
+
+
+def _exact_input_scale(q) -> dict | None:
+    """Give the input quantizer the exact [0, 1] grid (1/255 for uint8, 1/127 for int8).
+
+    The input range is known by contract, and calibration images rarely reach pure white: on
+    Set5 a measured scale of max 0.93 clipped highlights and cost up to 2.3 dB on single images.
+    """
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in q.graph.initializer}
+    for n in q.graph.node:
+        if n.op_type == "QuantizeLinear" and n.input[0] == INPUT_NAME and len(n.input) >= 3:
+            zp = numpy_helper.to_array(inits[n.input[2]])
+            old = numpy_helper.to_array(inits[n.input[1]])
+            new = np.full(old.shape, 1 / 255 if zp.dtype == np.uint8 else 1 / 127, dtype=old.dtype)
+            scales = {n.input[1]} | {d.input[1] for d in q.graph.node
+                                     if d.op_type == "DequantizeLinear" and d.input[0] == n.output[0]}
+            for name in scales:
+                inits[name].CopyFrom(numpy_helper.from_array(new, name))
+            return {"measured": float(old.max()), "set": float(new.max()), "zero_point_type": str(zp.dtype)}
+    return None
 
 
 @contextlib.contextmanager

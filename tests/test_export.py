@@ -155,6 +155,7 @@ def test_int8_qdq_is_symmetric_per_channel_and_close(exported, tmp_path):
     g, path = exported
     report = quantize_int8(path, tmp_path / "q.onnx", _images([(1, 3, 24, 24)] * 3, seed=5))
     assert report["zero_points_all_zero"] and report["quantize_nodes"] > 0
+    assert report["input_scale"]["set"] in (pytest.approx(1 / 255), pytest.approx(1 / 127))
     m = onnx.load(str(tmp_path / "q.onnx"))
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     conv_weight_dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear"
