@@ -13,13 +13,20 @@ import numpy as np
 import torch
 
 from srgan_fast.errors import SrganError, missing_extra
-from srgan_fast.hardware import cpu_name
+from srgan_fast.hardware import cpu_has_bf16, cpu_name
 
 from .base import Engine, ShapeRange
 
 # Precision that runs -> OpenVINO inference precision hint. INT8 convolutions come from the Q/DQ
-# graph; the layers between them (PReLU, residual adds, pixel shuffle) run at the hint.
+# graph; the layers between them (PReLU, residual adds, pixel shuffle) run at the hint: bf16
+# where the CPU has it (measured 0.33 s vs 0.42 s at 270x480 for 0.001 dB on Set5/Set14).
 _HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def _hint(precision: str) -> str:
+    if precision == "int8" and cpu_has_bf16():
+        return "bf16"
+    return _HINTS[precision]
 _RUNTIME_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 
 
@@ -47,7 +54,7 @@ class OpenVINOEngine(Engine):
         self.torch_device = torch.device("cpu")
         self.path = str(onnx_path)
         self.sidecar = sidecar
-        hint = int8_hint if precision == "int8" and int8_hint else _HINTS[precision]
+        hint = int8_hint if precision == "int8" and int8_hint else _hint(precision)
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)

@@ -177,7 +177,8 @@ def plan_precision(target: str, asked: str, device: str) -> tuple[str, str, str]
         raise SrganError(f"unknown precision {asked!r} (choose from {', '.join(PRECISIONS)})")
     if target == "openvino":
         if asked == "int8":
-            return "int8", "int8", "INT8 convolutions from the Q/DQ graph; other layers fp32"
+            between = "bf16" if cpu_has_bf16() else "fp32"
+            return "int8", "int8", f"INT8 convolutions from the Q/DQ graph; the layers between them {between}"
         if asked == "fp32":
             return "fp32", "fp32", "inference precision hint f32 (OpenVINO would pick bf16 here by default)"
         if cpu_has_bf16():
@@ -448,9 +449,15 @@ def make_spec(weights=None, precision: str = "fp32", target: str = "auto", shape
     model = ModelRef.resolve(weights)
     plan_precision(target, precision, device)  # validates the precision early
     name, ident = device_identity(device)
+    calib_id = None
+    if precision in ("int8", "fp16"):  # calibration shapes the graph: INT8 scales, fp16 safety
+        from .export import shared_data_dir
+
+        shared = shared_data_dir()
+        calib_id = _calib_fingerprint(calib) or (
+            "default-bsd200" if shared is not None and (shared / "BSD200").is_dir() else "default-synthetic")
     env = {"device": name, "device_id": ident, "libraries": library_versions(target, precision),
-           # Calibration images matter where they shape the graph: INT8 scales, fp16 safety.
-           "calib": (_calib_fingerprint(calib) or "default") if precision in ("int8", "fp16") else None}
+           "calib": calib_id}
     return BuildSpec(model=model, target=target, precision=precision, device=device,
                      shapes=shapes or DEFAULT_SHAPES, shapes_given=shapes is not None,
                      calib=Path(calib) if calib else None, strict=strict, env=env)
@@ -471,7 +478,7 @@ def ensure_artifact(weights=None, precision: str = "fp32", target: str = "auto",
         if not reasons and art.sidecar.get("key") == key:
             return art
         log(f"rebuilding {folder.name}: " + ("; ".join(reasons) or "key mismatch"))
-    return build(spec, folder, key, log)
+    return build(spec, folder, key, log, replace=folder.exists())
 
 
 def load_artifact(path, weights=None, rebuild_stale: bool = True, log=None) -> Artifact:
@@ -512,8 +519,11 @@ def open_engine_for(art: Artifact, **options):
     return module.from_artifact(art, **options)
 
 
-def build(spec: BuildSpec, folder: Path, key: str, log) -> Artifact:
-    """Export, convert, compile and check; write the folder atomically (sidecar last)."""
+def build(spec: BuildSpec, folder: Path, key: str, log, replace: bool = False) -> Artifact:
+    """Export, convert, compile and check; write the folder atomically (sidecar last).
+
+    ``replace``: the folder holds a stale or damaged artifact to overwrite; otherwise a folder
+    that appears meanwhile was published by a concurrent build of the same key, and is kept."""
     from . import export as ex
 
     t0 = time.perf_counter()
@@ -627,7 +637,7 @@ def build(spec: BuildSpec, folder: Path, key: str, log) -> Artifact:
         sidecar["build_seconds"] = round(time.perf_counter() - t0, 1)
         sidecar["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(sidecar_path(art_path), sidecar)
-        _publish(tmp, folder)
+        _publish(tmp, folder, replace)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -709,9 +719,12 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(text + "\n")
 
 
-def _publish(tmp: Path, folder: Path) -> None:
+def _publish(tmp: Path, folder: Path, replace: bool) -> None:
     """Move the finished folder into place; a concurrent builder that finished first wins."""
     if folder.exists():
+        if not replace:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         shutil.rmtree(folder, ignore_errors=True)
     try:
         os.replace(tmp, folder)
