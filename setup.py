@@ -27,6 +27,6 @@ setup(
         "video": ["av"],
         "gpu": ["tensorrt", "pycuda"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
-        "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil"],
+        "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib"],
     },
 )

@@ -46,7 +46,7 @@ def test_auto_tile_follows_budget(tiny_generator):
 
 def test_budget_tiling_is_exact(tiny_generator):
     engine = TorchEngine(tiny_generator)
-    x = torch.rand(1, 3, 40, 44)
+    x = torch.rand(1, 3, 60, 64)  # 3840 LR pixels: more than the budget's 44x44 window
     budget = (20 + 2 * engine.radius) ** 2 * engine.bytes_per_lr_pixel
-    assert tiling.auto_tile(engine, 40, 44, budget) == 20
+    assert tiling.auto_tile(engine, 60, 64, budget) == 20
     assert_close(tiling.upscale(engine, x, budget=budget), tiling.upscale(engine, x, tile=0), "fp32", atol=1e-5, rtol=0)
