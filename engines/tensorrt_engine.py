@@ -127,7 +127,10 @@ def build_engine(onnx_path, engine_path, shapes, timing_cache=None, device: str 
         if timing_cache is not None:
             timing_cache = Path(timing_cache)
             blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-            cache = config.create_timing_cache(blob)
+            try:
+                cache = config.create_timing_cache(blob)
+            except Exception:  # noqa: BLE001 - a damaged cache file must not stop the build
+                cache = None
             if cache is None and blob:  # unreadable file: start a fresh cache, say so
                 log(f"  tensorrt: timing cache {timing_cache} is unreadable, starting a new one")
                 cache = config.create_timing_cache(b"")

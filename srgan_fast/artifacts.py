@@ -161,10 +161,9 @@ def device_identity(device: str) -> tuple[str, str]:
 def library_versions(target: str, precision: str) -> dict:
     v = {"srgan_fast": __version__, "artifact_format": FORMAT_VERSION, "torch": torch.__version__,
          "onnx": _version("onnx")}
-    dist = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}[target]
-    v[dist] = _version(dist) or _version(f"{dist}-gpu") or _version("tensorrt-cu12") or "missing"
-    if target == "onnxruntime" and v[dist] == "missing":
-        v[dist] = _version("onnxruntime-gpu") or "missing"
+    candidates = {"openvino": ["openvino"], "onnxruntime": ["onnxruntime", "onnxruntime-gpu"],
+                  "tensorrt": ["tensorrt", "tensorrt-cu12", "tensorrt-cu13"]}[target]
+    v[target] = next((ver for ver in map(_version, candidates) if ver), "missing")
     if precision == "int8":
         v["nncf"] = _version("nncf")
     return v
