@@ -317,7 +317,8 @@ class Artifact:
         lines = [f"artifact  {self.path}",
                  f"target    {sc['target']} on {sc['device']}",
                  f"precision asked {sc['precision_requested']}, runs {sc['precision']} ({sc['precision_note']})",
-                 f"model     sha256 {sc['model']['sha256'][:16]}… ({sc['model'].get('path') or 'in-memory generator'})",
+                 f"model     sha256 {sc['model']['sha256'][:16]}… "
+                 f"({sc['model'].get('path') or 'in-memory generator'})",
                  f"shapes    {ShapeProfile.from_dict(sc['shapes'])}"
                  + ("" if sc["shapes"].get("enforced", True) else " (recorded; this backend takes any size)")]
         from .export import describe_parity
@@ -493,7 +494,8 @@ def load_artifact(path, weights=None, rebuild_stale: bool = True, log=None) -> A
     try:
         device = target_device(target, sc.get("torch_device"))
     except SrganError as e:
-        raise SrganError(f"{art.path}: built for {target} on {sc.get('device')}, which this machine cannot run ({e})") from None
+        raise SrganError(f"{art.path}: built for {target} on {sc.get('device')}, which this machine "
+                         f"cannot run ({e})") from None
     name, ident = device_identity(device)
     env = {"device": name, "device_id": ident, "libraries": library_versions(target, sc["precision_requested"])}
     reasons = staleness(sc, {"model_sha256": expected_sha, **env})
@@ -579,8 +581,9 @@ def build(spec: BuildSpec, folder: Path, key: str, log, replace: bool = False) -
             safety["onnxruntime_parity"] = ex.parity(ex.run_onnx(fp16_onnx, checks), refs, "fp16")
             sidecar["fp16_safety"] = safety
             kept = [k["node"] for k in safety["kept_fp32"]]
+            verdict = f"kept fp32: {', '.join(kept)}" if kept else "every layer fits fp16"
             log(f"  fp16 safety: largest activation {safety['max_abs']:.4g} (fp16 max {ex.FP16_MAX:.0f}, "
-                f"limit {safety['limit']:.0f}); " + (f"kept fp32: {', '.join(kept)}" if kept else "every layer fits fp16"))
+                f"limit {safety['limit']:.0f}); {verdict}")
             log(f"  fp16 ONNX (fp16 storage emulated) vs PyTorch: {ex.describe_parity(safety['parity'])}")
             if not safety["parity"]["ok"]:
                 raise SrganError(f"the fp16 graph does not match PyTorch: {safety['parity']['worst']}")
