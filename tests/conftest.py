@@ -29,12 +29,12 @@ def shared_data():
     return SHARED
 
 
-@pytest.fixture
-def tiny_generator():
-    """A 2-block generator with non-trivial BN statistics, so folding and tiling are really tested."""
+def make_tiny_generator(seed: int = 0, per_channel_prelu: bool = False):
+    """A 2-block generator with non-trivial BN statistics, so folding and tiling are really tested;
+    optionally a per-channel head PReLU (public checkpoints have both kinds)."""
     from srgan_fast.model import Generator
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     g = Generator(num_blocks=2)
     with torch.no_grad():
         for m in g.modules():
@@ -43,7 +43,37 @@ def tiny_generator():
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.1, 0.1)
+        if per_channel_prelu:
+            g.head_prelu.weight = torch.nn.Parameter(torch.rand(64) * 0.3)
     return g.eval()
+
+
+@pytest.fixture
+def tiny_generator():
+    return make_tiny_generator()
+
+
+def tiny_weights(tmp_path_factory):
+    """The tiny generator's weights and a cache folder shared by the engine and build tests, so
+    the session exports its ONNX graph once (same weights, same cache key)."""
+    from srgan_fast.checkpoints import save_generator
+
+    root = tmp_path_factory.getbasetemp() / "srgan_fast_shared"
+    root.mkdir(exist_ok=True)
+    weights = root / "tiny.safetensors"
+    if not weights.exists():
+        save_generator(make_tiny_generator(seed=1), weights, dtype=torch.float32)
+    return weights, root / "cache"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For tests doing tiny tensor work between runtime calls: on a shared CPU, two OpenMP threads
+    spin on each other far longer than the work takes (measured 25x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def has_module(name: str) -> bool:

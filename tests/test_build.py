@@ -6,41 +6,12 @@ import shutil
 import pytest
 import torch
 
-from conftest import has_module
+from conftest import has_module, tiny_weights
 
-pytestmark = pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime") and has_module("openvino")),
-                                reason="needs onnx, onnxruntime and openvino (pip install 'srgan_fast[cpu]')")
+pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime") and has_module("openvino")),
+                                reason="needs onnx, onnxruntime and openvino (pip install 'srgan_fast[cpu]')"),
+              pytest.mark.usefixtures("one_torch_thread")]
 SHAPES = "1x8x8:1x16x16:1x64x64"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensor work between runtime calls: one OpenMP thread avoids spinning on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_weights(tmp_path_factory):
-    """The tiny generator's weights and a cache folder shared by test_engines and test_build, so
-    the session exports its ONNX graph once (same weights, same cache key)."""
-    from srgan_fast.checkpoints import save_generator
-    from srgan_fast.model import Generator
-
-    root = tmp_path_factory.getbasetemp() / "srgan_fast_shared"
-    root.mkdir(exist_ok=True)
-    weights = root / "tiny.safetensors"
-    if not weights.exists():
-        torch.manual_seed(1)
-        g = Generator(num_blocks=2)
-        with torch.no_grad():
-            for m in g.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_var.uniform_(0.5, 2.0)
-                    m.bias.uniform_(-0.1, 0.1)
-        save_generator(g.eval(), weights, dtype=torch.float32)
-    return weights, root / "cache"
 
 
 @pytest.fixture(scope="module")

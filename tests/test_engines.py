@@ -2,47 +2,17 @@
 import pytest
 import torch
 
-from conftest import has_module
+from conftest import has_module, tiny_weights
 
-pytestmark = pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
-                                reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')")
+pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
+                                reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 # (backend, precision asked); each is built once per session into a temporary cache.
 # fp16 on the CPU runs bf16 (same engine as bf16); test_build covers that request end to end.
 CASES = [("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
          ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
 SHAPES = [(1, 3, 17, 23), (2, 3, 16, 20), (1, 3, 1, 1)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests do tiny tensor work between runtime calls; with the CPU shared, two OpenMP
-    threads spin on each other for far longer than the work takes (measured 25x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_weights(tmp_path_factory):
-    """The tiny generator's weights and a cache folder shared by test_engines and test_build, so
-    the session exports its ONNX graph once (same weights, same cache key)."""
-    from srgan_fast.checkpoints import save_generator
-    from srgan_fast.model import Generator
-
-    root = tmp_path_factory.getbasetemp() / "srgan_fast_shared"
-    root.mkdir(exist_ok=True)
-    weights = root / "tiny.safetensors"
-    if not weights.exists():
-        torch.manual_seed(1)
-        g = Generator(num_blocks=2)
-        with torch.no_grad():
-            for m in g.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_var.uniform_(0.5, 2.0)
-                    m.bias.uniform_(-0.1, 0.1)
-        save_generator(g.eval(), weights, dtype=torch.float32)
-    return weights, root / "cache"
 
 
 @pytest.fixture(scope="session")

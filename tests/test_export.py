@@ -3,44 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import has_module
+from conftest import has_module, make_tiny_generator
 
-pytestmark = pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
-                                reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests do tiny tensor work between runtime calls; with the CPU shared, two OpenMP
-    threads spin on each other for far longer than the work takes (measured 25x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _tiny():
-    """2 blocks, non-trivial BN statistics, one per-channel PReLU (public checkpoints have both)."""
-    from srgan_fast.model import Generator
-
-    torch.manual_seed(0)
-    g = Generator(num_blocks=2)
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-        g.head_prelu.weight = torch.nn.Parameter(torch.rand(64) * 0.3)
-    return g.eval()
+pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
+                                reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     from srgan_fast.export import export_onnx
 
-    g = _tiny()
+    g = make_tiny_generator(per_channel_prelu=True)
     path = export_onnx(g, tmp_path_factory.mktemp("export") / "g.onnx", metadata={"test": "yes"})
     return g, path
 
