@@ -33,6 +33,24 @@ class Image:
         return tuple(self.rgb.shape[-2:])
 
 
+def check_input_file(path: Path, what: str) -> None:
+    """One-line errors for an input that is missing, a folder, or empty."""
+    if not path.exists():
+        raise SrganError(f"{path}: no such file")
+    if path.is_dir():
+        raise SrganError(f"{path}: is a folder, expected {what} file")
+    if path.stat().st_size == 0:
+        raise SrganError(f"{path}: empty file (0 bytes)")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when writing ``b`` would overwrite ``a`` (same path, or a link to the same file)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
 def _read_png16(path: Path) -> np.ndarray | None:
     """16-bit colour PNGs: Pillow would truncate them to 8 bits, so decode with pypng."""
     with open(path, "rb") as f:
@@ -51,12 +69,7 @@ def read_image(path) -> Image:
     from PIL import Image as PILImage
 
     path = Path(path)
-    if not path.exists():
-        raise SrganError(f"{path}: no such file")
-    if path.is_dir():
-        raise SrganError(f"{path}: is a folder, expected an image file")
-    if path.stat().st_size == 0:
-        raise SrganError(f"{path}: empty file (0 bytes)")
+    check_input_file(path, "an image")
     try:
         with PILImage.open(path) as im:
             w, h = im.size

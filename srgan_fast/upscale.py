@@ -15,7 +15,7 @@ import torch
 
 from . import tiling
 from .errors import SrganError, cli
-from .imageio import IMAGE_EXTS, Image, list_images, read_image, write_image
+from .imageio import IMAGE_EXTS, Image, list_images, read_image, same_file, write_image
 from .imresize import imresize
 
 SCALE = 4
@@ -47,13 +47,6 @@ def open_engine_from_args(args):
     return engine
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (b.exists() and a.samefile(b))
-    except OSError:
-        return False
-
-
 def _plan(inp: Path, out: Path, overwrite: bool):
     """[(src, dst)] for a file or a folder, refusing anything that would overwrite an input."""
     if not inp.exists():
@@ -61,7 +54,7 @@ def _plan(inp: Path, out: Path, overwrite: bool):
     if inp.is_dir():
         if out.exists() and not out.is_dir():
             raise SrganError(f"{out}: input is a folder, so the output must be a folder")
-        if _same_file(inp, out):
+        if same_file(inp, out):
             raise SrganError(f"{out}: output folder is the input folder; choose another")
         files = list_images(inp)
         if not files:
@@ -72,7 +65,7 @@ def _plan(inp: Path, out: Path, overwrite: bool):
         out = out / inp.name
     if out.suffix.lower() not in IMAGE_EXTS:
         raise SrganError(f"{out}: unsupported output extension (use one of {', '.join(sorted(IMAGE_EXTS))})")
-    if _same_file(inp, out):
+    if same_file(inp, out):
         raise SrganError(f"{out}: output would overwrite the input")
     if out.exists() and not overwrite:
         raise SrganError(f"{out}: exists (use --overwrite to replace it)")
@@ -113,7 +106,7 @@ def main(argv=None):
     inp, out = Path(args.input), Path(args.output)
     if inp.suffix.lower() in _video_exts():
         from . import video
-        if _same_file(inp, out):
+        if same_file(inp, out):
             raise SrganError(f"{out}: output would overwrite the input")
         engine = open_engine_from_args(args)
         video.upscale_video(inp, out, engine, tile=args.tile, progress=not args.no_progress,

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from .errors import SrganError, cli, missing_extra
-from .imageio import atomic_output, to_uint8
+from .imageio import atomic_output, check_input_file, same_file, to_uint8
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv",
               ".mpg", ".mpeg", ".wmv", ".ogv", ".3gp"}
@@ -151,13 +151,8 @@ def main(argv=None):
 def check_paths(src, dst) -> None:
     """One-line errors for a missing/empty input, an output equal to the input, a bad output folder."""
     src, dst = Path(src), Path(dst)
-    if not src.exists():
-        raise SrganError(f"{src}: no such file")
-    if src.is_dir():
-        raise SrganError(f"{src}: is a folder, expected a video file")
-    if src.stat().st_size == 0:
-        raise SrganError(f"{src}: empty file (0 bytes)")
-    if dst.resolve() == src.resolve() or (dst.exists() and os.path.samefile(src, dst)):
+    check_input_file(src, "a video")
+    if same_file(src, dst):
         raise SrganError(f"{dst}: output would overwrite the input")
     if dst.is_dir():
         raise SrganError(f"{dst}: is a folder, expected an output video file name")
