@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from srgan_fast.errors import SrganError, missing_extra
+from srgan_fast.errors import SrganError, require
 from srgan_fast.hardware import cpu_name
 
 from .base import Engine, ShapeRange
 
 
 def _ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise missing_extra("onnxruntime", "cpu") from None
-    return onnxruntime
+    return require("onnxruntime", "cpu")
 
 
 class OnnxRuntimeEngine(Engine):

@@ -12,7 +12,7 @@ import collections
 import numpy as np
 import torch
 
-from srgan_fast.errors import SrganError, missing_extra
+from srgan_fast.errors import SrganError, require
 from srgan_fast.hardware import cpu_has_bf16, cpu_name
 
 from .base import Engine, ShapeRange
@@ -31,11 +31,7 @@ _RUNTIME_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u
 
 
 def _openvino():
-    try:
-        import openvino
-    except ImportError:
-        raise missing_extra("openvino", "cpu") from None
-    return openvino
+    return require("openvino", "cpu")
 
 
 class OpenVINOEngine(Engine):

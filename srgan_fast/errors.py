@@ -27,5 +27,11 @@ def cli(main):
     return wrapper
 
 
-def missing_extra(module: str, extra: str) -> SrganError:
-    return SrganError(f"{module} is not installed: pip install 'srgan_fast[{extra}]'")
+def require(module: str, extra: str, label: str | None = None):
+    """Import an optional library, or raise a one-line install hint naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SrganError(f"{label or module} is not installed: pip install 'srgan_fast[{extra}]'") from None

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import SrganError, missing_extra
+from .errors import SrganError, require
 
 # Opset 18: Conv/PRelu/DepthToSpace/Clip are all stable there, and it is the newest opset
 # TensorRT 10.x, OpenVINO, ONNX Runtime and NNCF all read without conversion.
@@ -44,12 +44,7 @@ _LOWP_OPS = {"Conv", "PRelu", "Add", "Sub", "Mul", "Div", "Clip", "DepthToSpace"
 
 
 def _need(module: str, extra: str = "cpu"):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise missing_extra(module, extra) from None
+    return require(module, extra)
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import SrganError, cli, missing_extra
+from .errors import SrganError, cli, require
 from .imageio import atomic_output, check_input_file, same_file, to_uint8
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv",
@@ -54,11 +54,7 @@ _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "
 
 
 def _av():
-    try:
-        import av
-    except ImportError:
-        raise missing_extra("av (PyAV)", "video") from None
-    return av
+    return require("av", "video", "av (PyAV)")
 
 
 # ---------------------------------------------------------------------------- options / CLI
