@@ -46,3 +46,16 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
 
 def ssim_y(sr_u8: np.ndarray, hr_u8: np.ndarray, border: int = 4) -> float:
     return ssim(_crop(_y(sr_u8), border), _crop(_y(hr_u8), border))
+
+
+def laplacian_energy(y: np.ndarray) -> float:
+    """Mean absolute 4-neighbour Laplacian: how much fine texture an image has."""
+    lap = (4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
+    return float(np.mean(np.abs(lap)))
+
+
+def texture_ratio(sr_u8: np.ndarray, hr_u8: np.ndarray, border: int = 4) -> float:
+    """Texture of SR relative to HR on Y (1.0: as much fine detail as the original; bicubic is
+    far below, MSE-trained models about twice bicubic, adversarial training restores more)."""
+    ref = laplacian_energy(_crop(_y(hr_u8), border))
+    return laplacian_energy(_crop(_y(sr_u8), border)) / ref if ref > 0 else math.nan

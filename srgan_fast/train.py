@@ -28,7 +28,7 @@ from .data import PatchSampler, load_pairs
 from .errors import SrganError, cli
 from .imageio import to_uint8
 from .losses import VGG54, adversarial_loss
-from .metrics import psnr_y
+from .metrics import psnr_y, texture_ratio
 from .model import Discriminator, Generator
 
 
@@ -73,15 +73,18 @@ def lr_at(it: int, args) -> float:
     return args.lr
 
 
-def validate(g: Generator, pairs, device, autocast) -> float:
+def validate(g: Generator, pairs, device, autocast) -> tuple[float, float]:
+    """Mean Y-PSNR and mean texture ratio over the validation pairs."""
     g.eval()
-    scores = []
+    psnrs, textures = [], []
     with torch.no_grad(), autocast():
         for lr, hr in pairs:
-            sr = g(lr[None].float().div(255).to(device)).float()[0].cpu()
-            scores.append(psnr_y(to_uint8(sr).permute(1, 2, 0).numpy(), hr.permute(1, 2, 0).numpy()))
+            sr = to_uint8(g(lr[None].float().div(255).to(device)).float()[0].cpu()).permute(1, 2, 0).numpy()
+            hr = hr.permute(1, 2, 0).numpy()
+            psnrs.append(psnr_y(sr, hr))
+            textures.append(texture_ratio(sr, hr))
     g.train()
-    return float(np.mean(scores))
+    return float(np.mean(psnrs)), float(np.mean(textures))
 
 
 class Trainer:
@@ -208,7 +211,7 @@ class Trainer:
         args = self.args
         start, start_it = time.perf_counter(), self.it
         ema = None
-        val = None
+        val = texture = None
         while self.it < args.iters:
             logs = self.step()
             ema = logs["loss"] if ema is None else 0.98 * ema + 0.02 * logs["loss"]
@@ -216,8 +219,9 @@ class Trainer:
             done_time = args.time_limit and elapsed > args.time_limit * 60
             if self.rank == 0:
                 if self.val_pairs and (self.it % args.val_every == 0 or self.it == args.iters or done_time):
-                    val = validate(self.g, self.val_pairs, self.device, self.autocast)
+                    val, texture = validate(self.g, self.val_pairs, self.device, self.autocast)
                     self.history.append({"iter": self.it, "val_psnr_y": round(val, 3),
+                                         "val_texture": round(texture, 3),
                                          "loss": round(ema, 6), "minutes": round(elapsed / 60, 2)})
                 if self.it % args.save_every == 0 or self.it == args.iters or done_time:
                     self.save()
@@ -227,7 +231,7 @@ class Trainer:
                             "crops/s": f"{(self.it - start_it) * args.batch / elapsed:.1f}"}
                     post.update({k: f"{v:.3f}" for k, v in logs.items() if k != "loss"})
                     if val is not None:
-                        post["val"] = f"{val:.2f}dB"
+                        post["val"] = f"{val:.2f}dB/tex{texture:.2f}"
                     bar.set_postfix(post, refresh=False)
             if done_time:
                 print(f"\ntime limit of {args.time_limit} min reached at iteration {self.it}")
