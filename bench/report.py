@@ -312,7 +312,7 @@ def _plain(x):
 
 def write_all(run: dict, folder: Path) -> dict:
     """Write results.json, results.md, results.png into ``folder``; returns their paths."""
-    from srgan_fast.imageio import atomic_output
+    from srgan_fast.atomic import atomic_output
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {k: folder / f"results.{k}" for k in ("json", "md", "png")}

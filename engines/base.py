@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-SCALE = 4
+from srgan_fast.model import SCALE  # the one home of the scale factor
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,39 @@ from .errors import SrganError
 from .model import Generator
 
 FORMAT = "srgan_fast.generator"
-PACKAGE_WEIGHTS = Path(__file__).parent / "weights" / "srresnet_x4.safetensors"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+# The shipped generators, by the name --model takes. srresnet: pixel-MSE training (highest PSNR,
+# smooth); srgan: adversarial fine-tuning of it (restores texture). See the model cards beside them.
+MODELS = {"srresnet": WEIGHTS_DIR / "srresnet_x4.safetensors",
+          "srgan": WEIGHTS_DIR / "srgan_x4.safetensors"}
+DEFAULT_MODEL = "srresnet"
+PACKAGE_WEIGHTS = MODELS[DEFAULT_MODEL]
+
+
+def model_weights(model: str | None = None, weights=None) -> Path:
+    """The weights file for ``--model NAME`` / ``--weights FILE`` (a file given wins over a name;
+    neither: the default model). The one place a model name becomes a path."""
+    if weights is not None:
+        return Path(weights)
+    name = model or DEFAULT_MODEL
+    if name not in MODELS:
+        raise SrganError(f"unknown model {name!r} (choose from {', '.join(MODELS)})")
+    path = MODELS[name]
+    if not path.is_file():
+        raise SrganError(f"the shipped {name} weights are missing ({path}); reinstall, or pass --weights")
+    return path
+
+
+def model_name(weights_path) -> str | None:
+    """The shipped model name of a weights path (None for a user's own file)."""
+    p = Path(weights_path).resolve()
+    return next((n for n, f in MODELS.items() if f.resolve() == p), None)
 
 
 def save_generator(g: Generator, path, dtype=torch.float16, extra: dict | None = None) -> None:
     from safetensors.torch import save_file
 
-    from .imageio import atomic_output
+    from .atomic import atomic_output
 
     meta = {"format": FORMAT, "num_blocks": str(g.num_blocks), "channels": str(g.channels),
             "output_mapping": g.output_mapping}

@@ -15,7 +15,7 @@ from .errors import SrganError
 from .imageio import list_images, read_image, to_uint8
 from .imresize import imresize, modcrop
 
-SCALE = 4
+from .model import SCALE  # noqa: E402 - the one home of the scale factor
 
 
 def load_pairs(folders, min_hr: int = 0, progress: bool = False):

@@ -18,7 +18,7 @@ from .imageio import list_images, read_image, to_uint8
 from .imresize import imresize, modcrop
 from .metrics import psnr_y, ssim_y
 
-SCALE = 4
+from .model import SCALE  # noqa: E402 - the one home of the scale factor
 # Ledig et al. 2017, Table 2 (Y-PSNR dB / SSIM), for the table's reference rows.
 PAPER = {"Set5": {"bicubic": (28.43, 0.8211), "SRResNet": (32.05, 0.9019), "SRGAN": (29.40, 0.8472)},
          "Set14": {"bicubic": (25.99, 0.7486), "SRResNet": (28.49, 0.8184), "SRGAN": (26.02, 0.7397)}}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_output
 from .errors import SrganError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -147,32 +148,6 @@ def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
     """Y of BT.601 YCbCr (studio swing, 16..235) in [0, 255] from RGB in [0, 1], as MATLAB's rgb2ycbcr."""
     r, g, b = rgb[..., 0, :, :], rgb[..., 1, :, :], rgb[..., 2, :, :]
     return 16.0 + 65.481 * r + 128.553 * g + 24.966 * b
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside ``path`` (same extension); rename it to ``path`` on success.
-
-    On any failure the temporary file is removed, so a final name never holds a partial file.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise SrganError(f"{path}: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise SrganError(f"{path}: output folder {folder} is not writable")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_image(path, img: Image) -> None:

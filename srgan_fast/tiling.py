@@ -14,7 +14,7 @@ import torch
 
 from .errors import SrganError
 
-SCALE = 4
+from .model import SCALE  # noqa: E402 - the one home of the scale factor
 
 
 def default_budget(device: torch.device) -> int:

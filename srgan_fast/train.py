@@ -251,7 +251,7 @@ class Trainer:
     def save(self):
         from safetensors.torch import save_file
 
-        from .imageio import atomic_output
+        from .atomic import atomic_output
         meta = {"iter": str(self.it), "phase": self.args.phase, "args": json.dumps(vars(self.args)),
                 "history": json.dumps(self.history)}
         with atomic_output(self.out / "train_state.safetensors") as tmp:

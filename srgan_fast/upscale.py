@@ -18,7 +18,7 @@ from .errors import SrganError, cli
 from .imageio import IMAGE_EXTS, Image, list_images, read_image, same_file, write_image
 from .imresize import imresize
 
-SCALE = 4
+from .model import SCALE  # noqa: E402 - the one home of the scale factor
 
 
 def upscale_image(engine, img: Image, tile: int | None = None, budget: int | None = None) -> Image:
@@ -40,7 +40,9 @@ def open_engine_from_args(args):
             raise SrganError("--engine needs the build extras: pip install 'srgan_fast[cpu]'")
         engine = engines.load_artifact(args.engine)
     else:
-        engine = engines.open_engine(args.backend, args.precision, weights=args.weights)
+        from .checkpoints import model_weights
+        engine = engines.open_engine(args.backend, args.precision,
+                                     weights=model_weights(args.model, args.weights))
     asked = "" if engine.requested_precision == engine.precision else \
         f" (asked {engine.requested_precision})"
     print(f"engine: {engine.name} {engine.precision}{asked} on {engine.device}", file=sys.stderr)
@@ -82,7 +84,11 @@ def parse_args(argv):
                    help="auto: TensorRT on an NVIDIA GPU, else OpenVINO on the CPU")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8"))
     p.add_argument("--engine", help="a built engine artifact (python -m srgan_fast.build)")
-    p.add_argument("--weights", help="generator weights (default: the shipped model)")
+    from .checkpoints import DEFAULT_MODEL, MODELS
+    p.add_argument("--model", choices=tuple(MODELS), default=DEFAULT_MODEL,
+                   help="shipped generator: srresnet (MSE: highest PSNR, smooth) or srgan "
+                        "(adversarial: restores texture) (default: %(default)s)")
+    p.add_argument("--weights", help="generator weights file; overrides --model")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in LR pixels (default: from the memory budget; 0 = whole frame)")
     p.add_argument("--memory-budget", type=int, default=None, metavar="MiB",

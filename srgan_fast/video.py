@@ -40,7 +40,7 @@ from .imageio import atomic_output, check_input_file, same_file, to_uint8
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv",
               ".mpg", ".mpeg", ".wmv", ".ogv", ".3gp"}
-SCALE = 4
+from .model import SCALE  # noqa: E402 - the one home of the scale factor
 _UNSPECIFIED = 2              # AVCOL_SPC/TRC/PRI_UNSPECIFIED
 # AVColorSpace -> swscale's SWS_CS_* matrix id (FCC 4, BT.601 5, SMPTE240M 7, BT.2020 9).
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}

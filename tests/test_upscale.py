@@ -1,4 +1,6 @@
 """The image CLI end to end, with hostile inputs: one-line errors, non-zero exits, no lost data."""
+import errno
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -135,9 +137,11 @@ def test_failed_write_leaves_no_partial_file(tmp_path, weights, capsys, monkeypa
 
     def broken_save(self, fp, *a, **k):
         open(fp, "wb").write(b"half")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError):
-        upscale.main([str(src), str(tmp_path / "out.png"), "--backend", "torch", "--weights", str(weights)])
+    rc = upscale.main([str(src), str(tmp_path / "out.png"), "--backend", "torch", "--weights", str(weights)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and err[-1].startswith("error:") and "no space left" in err[-1]
+    assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "out.png").exists()
     assert not list(tmp_path.glob(".*partial*"))
