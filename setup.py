@@ -12,8 +12,9 @@ setup(
                  "srgan_fast.engines": "engines"},
     package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"]},
     install_requires=[
-        # Pinned: a looser torch resolves to a multi-GB CUDA build on a fresh machine.
-        "torch==2.13.0",
+        # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line
+        # pins the tested 2.13.0. 2.6 is the oldest with the dynamo ONNX exporter used here.
+        "torch>=2.6,<3",
         "numpy",
         "pillow",
         "pypng",
@@ -26,6 +27,7 @@ setup(
         "triton": ["triton"],
         "video": ["av"],
         "gpu": ["tensorrt", "pycuda"],
+        "distributed": ["ray"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
         "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib"],
     },

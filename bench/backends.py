@@ -90,6 +90,10 @@ def select(cases: list[Case], patterns: str | None) -> list[Case]:
     """Cases whose id matches any comma-separated glob; the baseline is always kept first."""
     if patterns:
         pats = [p.strip() for p in patterns.split(",") if p.strip()]
+        unknown = [p for p in pats if not any(fnmatch.fnmatch(c.id, p) for c in cases)]
+        if unknown or not pats:
+            raise ValueError(f"--cases: {', '.join(unknown) or repr(patterns)} matches no case; "
+                             f"valid ids: {', '.join(c.id for c in cases)}")
         cases = [c for c in cases if c.id == BASELINE or any(fnmatch.fnmatch(c.id, p) for p in pats)]
     return sorted(cases, key=lambda c: c.id != BASELINE)
 

@@ -18,10 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from srgan_fast.checkpoints import DEFAULT_MODEL, MODELS
 from srgan_fast.errors import SrganError, cli
 
 from . import backends as B
 
+MODEL_NAMES = tuple(MODELS)
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
@@ -36,7 +38,9 @@ def parse_args(argv):
     p.add_argument("--cases", help="comma-separated globs of case ids (see --list); the baseline is always run")
     p.add_argument("--sizes", help="comma-separated NxHxW (or HxW) LR sizes, e.g. 1x270x480,8x270x480")
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--weights", help="generator weights (default: the shipped srresnet_x4.safetensors)")
+    w.add_argument("--model", choices=MODEL_NAMES, default=None,
+                   help=f"shipped generator to time (default: {DEFAULT_MODEL}; speed is the same for both)")
+    w.add_argument("--weights", help="generator weights file (default: the shipped --model)")
     w.add_argument("--random-weights", action="store_true",
                    help="random weights (speed is the same; quality compares precisions only)")
     p.add_argument("--out", help="results folder (default bench/results/<device-slug>[-quick])")
@@ -50,6 +54,8 @@ def parse_args(argv):
     p.add_argument("--no-pipelines", action="store_true", help="skip the image/video pipeline measurement")
     p.add_argument("--pipeline-size", help="HxW of the pipeline frame (default: the largest size run)")
     p.add_argument("--list", action="store_true", help="list the cases and static skip reasons, then exit")
+    p.add_argument("--replace", action="store_true",
+                   help="allow replacing saved results that have cases this run does not measure")
     return p.parse_args(argv)
 
 
@@ -64,10 +70,10 @@ def resolve_device(asked: str) -> str:
 
 
 def resolve_weights(args, tmp: Path) -> dict:
-    from srgan_fast.checkpoints import PACKAGE_WEIGHTS, describe, load_generator
+    from srgan_fast.checkpoints import PACKAGE_WEIGHTS, describe, load_generator, model_weights
 
-    if args.weights or (not args.random_weights and PACKAGE_WEIGHTS.is_file()):
-        path = Path(args.weights) if args.weights else PACKAGE_WEIGHTS
+    if args.weights or args.model or (not args.random_weights and PACKAGE_WEIGHTS.is_file()):
+        path = model_weights(args.model, args.weights)
         load_generator(path)  # a bad file fails here with one line, not in every worker
         info = describe(path)
         return {"path": str(path), "random": False, "sha256": info["sha256"],
@@ -110,6 +116,20 @@ def plan(args, device: str):
                 case_sizes = [s for s in sizes if s[1] * s[2] <= 128 * 128] or sizes[:1]
         out.append((case, case_sizes, reason))
     return out, [list(s) for s in sizes]
+
+
+def refuse_shrinking(out_dir: Path, planned: list[str]) -> None:
+    """A run never silently replaces saved results with fewer cases (e.g. a typo in --cases)."""
+    try:
+        saved = json.loads((out_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    measured = {c.get("id") for c in saved.get("cases", []) if c.get("status") == "ok"}
+    lost = sorted(measured - set(planned))
+    if lost:
+        raise SrganError(f"{out_dir} holds results for {len(lost)} case(s) this run would not measure "
+                         f"({', '.join(lost[:6])}{' ...' if len(lost) > 6 else ''}): use --out DIR, "
+                         f"or --replace to overwrite them")
 
 
 def _spawn(spec: dict, tmp: Path, name: str, timeout: float) -> dict:
@@ -181,10 +201,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(threads)
     settings = settings_for(args)
     timeout = args.timeout or (600.0 if args.quick else 3600.0)
-    tmp = Path(tempfile.mkdtemp(prefix="srgan_bench_"))
     stamp = E.stamp(device, threads)
-    weights = resolve_weights(args, tmp)
     out_dir = Path(args.out) if args.out else RESULTS / (E.device_slug(stamp) + ("-quick" if args.quick else ""))
+    if not args.replace:
+        refuse_shrinking(out_dir, [c.id for c, _, reason in case_plan if not reason])
+    tmp = Path(tempfile.mkdtemp(prefix="srgan_bench_"))
+    weights = resolve_weights(args, tmp)
     run = {"env": stamp, "set": "quick" if args.quick else ("custom" if args.cases or args.sizes else "full"),
            "settings": settings.as_dict(), "weights": weights, "sizes": sizes, "cases": [],
            "pipelines": [], "peaks": None}

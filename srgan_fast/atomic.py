@@ -46,11 +46,13 @@ def atomic_output(path):
     except OSError as e:
         raise os_error(path, e) from None
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(tmp)
+        # mkstemp makes 0600, and some writers (safetensors) recreate the file 0600: outputs get
+        # the usual permissions, set after the writer is done.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):

@@ -1,6 +1,7 @@
 """User-facing errors and the CLI wrapper that turns them into one line and a non-zero exit."""
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 
@@ -35,3 +36,12 @@ def require(module: str, extra: str, label: str | None = None):
         return importlib.import_module(module)
     except ImportError:
         raise SrganError(f"{label or module} is not installed: pip install 'srgan_fast[{extra}]'") from None
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except the empty ones (None, False)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .atomic import write_json
 from .checkpoints import save_generator
 from .data import PatchSampler, load_pairs
-from .errors import SrganError, cli
+from .errors import HelpFormatter, SrganError, cli
 from .imageio import to_uint8
 from .losses import VGG54, adversarial_loss
 from .metrics import psnr_y, texture_ratio
@@ -33,32 +34,34 @@ from .model import Discriminator, Generator
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m srgan_fast.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--phase", choices=["srresnet", "srgan"], default="srresnet")
+    p = argparse.ArgumentParser(prog="python -m srgan_fast.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--phase", choices=["srresnet", "srgan"], default="srresnet",
+                   help="srresnet: pixel MSE; srgan: adversarial fine-tuning of --init")
     p.add_argument("--data", nargs="+", required=True, help="folders of HR training images")
     p.add_argument("--val", help="folder of HR images for validation PSNR (LR made by bicubic x4)")
-    p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
-    p.add_argument("--iters", type=int, default=100_000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=96, help="HR crop size (default 96)")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--iters", type=int, default=100_000, help="training iterations (optimizer steps)")
+    p.add_argument("--batch", type=int, default=16, help="crops per iteration (per process under torchrun)")
+    p.add_argument("--crop", type=int, default=96, help="HR crop size in pixels (a multiple of 4)")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak Adam learning rate (G and D)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default="constant",
                    help="constant (paper), cosine to lr/100, or step: x0.1 for the last half (paper's SRGAN)")
     p.add_argument("--warmup", type=int, default=0, help="linear warm-up iterations")
-    p.add_argument("--blocks", type=int, default=16)
+    p.add_argument("--blocks", type=int, default=16, help="residual blocks in the generator (paper: 16)")
     p.add_argument("--init", help="generator weights to start from (required for --phase srgan)")
     p.add_argument("--vgg", help="local torchvision VGG19 weights for the VGG54 content loss")
-    p.add_argument("--adv-weight", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--adv-weight", type=float, default=1e-3, help="weight of the adversarial loss (paper: 1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, crops and augmentation")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU with AVX512-BF16/AMX, or CUDA)")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPU and GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    p.add_argument("--val-every", type=int, default=1000)
-    p.add_argument("--save-every", type=int, default=1000)
-    p.add_argument("--time-limit", type=float, default=0, help="stop (and save) after this many minutes")
+    p.add_argument("--val-every", type=int, default=1000, help="iterations between validations")
+    p.add_argument("--save-every", type=int, default=1000, help="iterations between checkpoints")
+    p.add_argument("--time-limit", type=float, default=0, help="stop (and save) after this many minutes (0: no limit)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.safetensors")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     return p.parse_args(argv)
 
 
@@ -258,7 +261,7 @@ class Trainer:
             save_file(self._state_tensors(), str(tmp), metadata=meta)
         save_generator(self.g, self.out / "generator.safetensors",
                        extra={"iterations": self.it, "phase": self.args.phase})
-        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        write_json(self.out / "history.json", self.history, indent=1)
 
     def _load_state(self):
         from safetensors import safe_open

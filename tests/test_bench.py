@@ -129,3 +129,26 @@ def test_worker_failure_is_reported_not_raised(tmp_path):
             "case": {"id": "nope-fp32", "backend": "nope", "precision": "fp32", "options": {}, "label": ""}}
     result = _spawn(spec, tmp_path, "nope", timeout=120)
     assert result["status"] == "skipped" and "unknown backend" in result["reason"]
+
+
+def test_unknown_case_names_are_an_error_listing_valid_ids(capsys):
+    from bench.cli import main
+
+    assert main(["--device", "cpu", "--cases", "nope", "--list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --cases: nope matches no case") and "torch-fp32" in err
+    with pytest.raises(ValueError):
+        B.select(B.cases_for("cpu"), "torch-fp32,typo-*")
+
+
+def test_saved_results_with_more_cases_are_not_replaced_without_asking(tmp_path):
+    from bench.cli import refuse_shrinking
+    from srgan_fast.errors import SrganError
+
+    (tmp_path / "results.json").write_text(json.dumps({"cases": [
+        {"id": "torch-fp32", "status": "ok"}, {"id": "openvino-int8", "status": "ok"},
+        {"id": "tensorrt-fp16", "status": "skipped"}]}))
+    with pytest.raises(SrganError, match="openvino-int8.*--replace"):
+        refuse_shrinking(tmp_path, ["torch-fp32"])
+    refuse_shrinking(tmp_path, ["torch-fp32", "openvino-int8"])  # same or more cases: allowed
+    refuse_shrinking(tmp_path / "absent", ["torch-fp32"])          # nothing saved: allowed

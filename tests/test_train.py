@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +46,19 @@ def test_resume_continues_exactly(image_folder, tmp_path):
         assert torch.equal(a, b), k
     g = load_generator(tmp_path / "b" / "generator.safetensors")
     assert g.num_blocks == 1
+    # Outputs get the usual permissions (safetensors alone would leave 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("generator.safetensors", "train_state.safetensors", "history.json"):
+        assert stat.S_IMODE((tmp_path / "b" / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_validation_logs_psnr_and_texture(image_folder, tmp_path):
+    t = train.Trainer(_args(image_folder, tmp_path / "v", "--iters", "2", "--val", str(image_folder),
+                            "--val-every", "1"))
+    history = t.run()
+    assert [h["iter"] for h in history] == [1, 2]
+    assert all(10 < h["val_psnr_y"] < 60 and 0 < h["val_texture"] < float("inf") for h in history), history
 
 
 def test_srgan_phase_smoke(image_folder, tmp_path):
