@@ -1,0 +1,128 @@
+"""``python -m bench.compare``: a figure of bicubic | SRResNet | SRGAN | HR crops, with numbers.
+
+Each row is one held-out test image (Set5/Set14, standard LR inputs): the crop with the most
+fine texture in the HR image, upscaled by bicubic and by each shipped generator. Labels give
+the whole-image Y-PSNR and texture ratio (mean |Laplacian| of Y relative to HR), the two
+numbers the README's evaluation table reports, so the picture and the table say the same thing.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srgan_fast.errors import HelpFormatter, SrganError, cli
+
+DEFAULT_IMAGES = ("Set14/baboon", "Set14/zebra", "Set5/butterfly", "Set14/comic")
+OUT = Path(__file__).resolve().parent / "results" / "compare_x4.png"
+
+
+def parse_args(argv):
+    from srgan_fast.checkpoints import MODELS
+
+    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--data", help="dataset root holding Set5, Set5_LRx4, Set14, Set14_LRx4 "
+                                  "(default: $SRGAN_FAST_DATA, else ../shared/data/sr)")
+    p.add_argument("--images", default=",".join(DEFAULT_IMAGES), help="comma-separated SET/NAME")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated shipped models")
+    p.add_argument("--crop", type=int, default=120, help="HR crop size in pixels")
+    p.add_argument("--out", default=str(OUT), help="PNG to write")
+    return p.parse_args(argv)
+
+
+def texture_crop(hr_u8: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner of the ``size`` crop with the most Laplacian energy (a coarse grid search)."""
+    from srgan_fast.metrics import _y
+
+    y = _y(hr_u8)
+    lap = np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
+    h, w = lap.shape
+    step = max(8, size // 4)
+    best, corner = -1.0, (0, 0)
+    for top in range(0, max(1, h - size), step):
+        for left in range(0, max(1, w - size), step):
+            e = float(lap[top:top + size, left:left + size].mean())
+            if e > best:
+                best, corner = e, (top, left)
+    return corner
+
+
+def render(rows: list[dict], columns: list[str], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from srgan_fast.atomic import atomic_output
+
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 2.85 * len(rows)),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            ax = axes[r][c]
+            ax.imshow(row["crops"][name], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            label = name if name == "HR" else f"{name}\n{row['psnr'][name]:.2f} dB, texture {row['texture'][name]:.2f}"
+            ax.set_title(label, fontsize=8.5)
+            if c == 0:
+                ax.set_ylabel(row["name"], fontsize=9)
+    fig.suptitle("4x upscaling of held-out images (Y-PSNR and texture ratio of the whole image)", fontsize=10)
+    fig.tight_layout()
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=72)
+    plt.close(fig)
+
+
+def compare(root: Path, images: list[str], models: list[str], crop: int) -> tuple[list[dict], list[str]]:
+    from srgan_fast.checkpoints import load_generator, model_weights
+    from srgan_fast.imageio import read_image, to_uint8
+    from srgan_fast.imresize import imresize
+    from srgan_fast.metrics import psnr_y, texture_ratio
+
+    gens = {m: load_generator(model_weights(m)).eval() for m in models}
+    labels = {"srresnet": "SRResNet", "srgan": "SRGAN"}
+    columns = ["bicubic"] + [labels.get(m, m) for m in models] + ["HR"]
+    rows = []
+    for item in images:
+        set_name, _, stem = item.partition("/")
+        hr_path = next((root / set_name).glob(f"{stem}.*"), None)
+        lr_path = next((root / f"{set_name}_LRx4").glob(f"{stem}.*"), None)
+        if hr_path is None or lr_path is None:
+            raise SrganError(f"{item}: not found under {root} (need {set_name}/ and {set_name}_LRx4/)")
+        lr = read_image(lr_path).rgb
+        h, w = lr.shape[-2:]
+        hr = to_uint8(read_image(hr_path).rgb).permute(1, 2, 0).numpy()[: 4 * h, : 4 * w]
+        outs = {"bicubic": imresize(to_uint8(lr).permute(1, 2, 0).numpy(), 4)}
+        with torch.inference_mode():
+            for m, g in gens.items():
+                outs[labels.get(m, m)] = to_uint8(g(lr[None])[0]).permute(1, 2, 0).numpy()
+        top, left = texture_crop(hr, crop)
+        outs["HR"] = hr
+        rows.append({"name": item,
+                     "crops": {k: v[top:top + crop, left:left + crop] for k, v in outs.items()},
+                     "psnr": {k: psnr_y(v, hr) for k, v in outs.items() if k != "HR"},
+                     "texture": {k: texture_ratio(v, hr) for k, v in outs.items() if k != "HR"}})
+    return rows, columns
+
+
+@cli
+def main(argv=None) -> int:
+    import os
+
+    args = parse_args(argv)
+    root = Path(args.data or os.environ.get("SRGAN_FAST_DATA")
+                or Path(__file__).resolve().parents[2] / "shared" / "data" / "sr")
+    if not root.is_dir():
+        raise SrganError(f"{root}: dataset root not found (give --data or set SRGAN_FAST_DATA)")
+    rows, columns = compare(root, [s.strip() for s in args.images.split(",") if s.strip()],
+                            [m.strip() for m in args.models.split(",") if m.strip()], args.crop)
+    render(rows, columns, Path(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
