@@ -7,18 +7,25 @@ to an HWC array, PNG encode to a temporary file in the output folder
 separately (median over the repeats) and the sum is compared with the bare engine call on the
 same frame (host frame in, host result out), the two interleaved so drift hits both alike.
 
-Video pipeline: ``srgan_fast.video.measure_pipeline`` on a generated clip (H.264 + AAC, a
-photograph panning sideways): ``upscale_video`` end to end (decode, engine, encode, mux) against
-the engine stage alone on the same decoded frames. Listed as pending if that function is absent.
+Video pipeline: ``measure_pipeline`` on a generated clip (H.264 + AAC, a photograph panning
+sideways): ``srgan_fast.video.upscale_video`` end to end (decode, engine, encode, mux) against the
+engine stage alone on the same decoded frames, and against a free engine (pixel replication) for
+the rate decoding and encoding alone sustain.
+
+The worker process (``bench.worker``) runs these and writes the results; this module imports
+nothing from it, so the two never form a cycle.
 """
 from __future__ import annotations
 
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from .worker import _short, _write
+from srgan_fast.errors import SrganError
+from srgan_fast.model import SCALE
 
 
 def _input_picture(h: int, w: int) -> torch.Tensor:
@@ -120,53 +127,100 @@ def make_test_video(path: Path, h: int, w: int, frames: int, fps: int = 25) -> P
     return path
 
 
-def video_pipeline(engine, h: int, w: int, frames: int, folder: Path, repeats: int = 1) -> dict:
-    """srgan_fast.video.measure_pipeline on a generated clip: whole pipeline vs bare engine."""
-    import importlib.util
+class NearestEngine:
+    """Pixel replication: an engine that costs almost nothing, to time the pipeline's own stages."""
+    name, precision, device = "nearest", "fp32", "cpu"
+    torch_device = torch.device("cpu")
+    radius, bytes_per_lr_pixel = 0, 64
 
-    if importlib.util.find_spec("srgan_fast.video") is None:
-        return {"status": "pending", "reason": "srgan_fast/video.py not written yet"}
+    def __init__(self):
+        from srgan_fast.engines.base import ShapeRange
+        self.shapes = ShapeRange()
+
+    def __call__(self, lr):
+        return lr.repeat_interleave(SCALE, 2).repeat_interleave(SCALE, 3)
+
+    def info(self):
+        return {"backend": self.name}
+
+
+def _decoded_frames(src: Path, frames: int | None) -> list:
+    from srgan_fast.video.source import open_input
+
+    inp, vin = open_input(src)
     try:
-        import srgan_fast.video as video
-    except Exception as e:  # noqa: BLE001
-        return {"status": "error", "reason": f"import srgan_fast.video: {_short(e)}"}
-    fn = getattr(video, "measure_pipeline", None)
-    if fn is None:
-        return {"status": "pending", "reason": "srgan_fast.video has no measure_pipeline() yet"}
-    try:
-        src = make_test_video(folder / f"pipeline_in_{h}x{w}.mp4", h, w, frames)
-        batch = min(4, frames)
-        try:
-            measured = fn(engine, src, frames=frames, batch=batch, repeats=repeats)
-        except TypeError:  # an older measure_pipeline without repeats
-            measured = fn(engine, src, frames=frames, batch=batch)
-    except Exception as e:  # noqa: BLE001
-        return {"status": "error", "reason": _short(e)}
+        lr = []
+        for frame in inp.decode(vin):
+            lr.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
+            if frames and len(lr) >= frames:
+                break
+    finally:
+        inp.close()
+    if not lr:
+        raise SrganError(f"{src}: no decodable video frames")
+    return lr
+
+
+def measure_pipeline(engine, src, frames: int | None = 16, *, tile=None, batch: int = 4,
+                     repeats: int = 1, **options) -> dict:
+    """Frames/s of the whole video pipeline next to the bare engine's on the same frames.
+
+    - ``bare_fps``: the engine stage alone (integer -> float on the device, ``tiling.upscale``,
+      float -> integer) on the first ``frames`` frames of ``src``, decoded beforehand;
+    - ``pipeline_fps``: ``upscale_video`` end to end (decode, engine, encode, mux) on the same
+      frames; ``efficiency`` = pipeline / bare (the goal is >= 0.9);
+    - ``io_fps``: the pipeline with a free engine (pixel replication), i.e. what decoding,
+      conversion and encoding alone sustain. Where stages share CPU cores, expect efficiency near
+      1 / (1 + bare_fps / io_fps); where the engine has its own device, near 1 while io_fps > bare_fps.
+    Bare and pipeline runs alternate ``repeats`` times (medians reported), after one warm-up batch,
+    so a machine whose load drifts biases neither figure. ``cpu_efficiency`` compares the process
+    CPU time per frame of the two instead (all threads, FFmpeg's included): on a shared, busy CPU
+    it is the steadier figure for CPU engines, where wall-clock times swing with other load.
+    """
+    from srgan_fast.video import upscale_frames, upscale_video
+
+    src = Path(src)
+    lr = _decoded_frames(src, frames)
+    budget = options.get("budget")
+
+    def bare():
+        t, c = time.perf_counter(), time.process_time()
+        for i in range(0, len(lr), batch):
+            upscale_frames(engine, torch.stack(lr[i:i + batch]), tile=tile, budget=budget)
+        return time.perf_counter() - t, time.process_time() - c
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        def pipeline(eng):
+            c = time.process_time()
+            stats = upscale_video(src, Path(tmpdir) / "measure.mkv", eng, tile=tile, batch=batch,
+                                  progress=False, max_frames=len(lr), log=lambda _m: None,
+                                  overwrite=True, **options)
+            return stats["seconds"], time.process_time() - c, stats
+
+        upscale_frames(engine, torch.stack(lr[:batch]), tile=tile, budget=budget)   # warm-up
+        io_seconds, _, _ = pipeline(NearestEngine())
+        bare_s, bare_c, pipe_s, pipe_c, busy = [], [], [], [], []
+        for _ in range(max(1, repeats)):
+            seconds, cpu = bare()
+            bare_s.append(seconds)
+            bare_c.append(cpu)
+            seconds, cpu, stats = pipeline(engine)
+            pipe_s.append(seconds)
+            pipe_c.append(cpu)
+            busy.append(stats["engine_seconds"] / seconds)
+    n, med = len(lr), statistics.median
+    bare_fps, pipe_fps = n / med(bare_s), n / med(pipe_s)
+    return {"frames": n, "lr_size": tuple(lr[0].shape[1::-1]), "batch": batch, "repeats": len(bare_s),
+            "bare_fps": bare_fps, "pipeline_fps": pipe_fps, "efficiency": pipe_fps / bare_fps,
+            "cpu_efficiency": med(bare_c) / med(pipe_c), "io_fps": n / io_seconds,
+            "engine_busy": med(busy), "bare_seconds": bare_s, "pipeline_seconds": pipe_s,
+            "bare_cpu_seconds": bare_c, "pipeline_cpu_seconds": pipe_c, "engine": engine.info()}
+
+
+def video_pipeline(engine, h: int, w: int, frames: int, folder: Path, repeats: int = 1) -> dict:
+    """``measure_pipeline`` on a generated clip: whole pipeline vs bare engine."""
+    src = make_test_video(folder / f"pipeline_in_{h}x{w}.mp4", h, w, frames)
+    measured = measure_pipeline(engine, src, frames=frames, batch=min(4, frames), repeats=repeats)
     keep = ("frames", "batch", "repeats", "bare_fps", "pipeline_fps", "efficiency", "io_fps",
             "cpu_efficiency", "engine_busy")
     return {"status": "ok", **{k: measured[k] for k in keep if k in measured}}
-
-
-def run_pipeline(spec: dict) -> dict:
-    from .backends import Case, SkipCase, open_case
-    case = Case(**spec["case"])
-    out = spec["out"]
-    result = {"id": case.id, "label": case.title, "status": "running"}
-    _write(out, result)
-    try:
-        engine = open_case(case, spec["weights"], spec["device"], [[1, *spec["size"]]], spec.get("threads"))
-    except SkipCase as e:
-        result.update(status="skipped", reason=str(e))
-        _write(out, result)
-        return result
-    result["precision"] = engine.precision
-    folder = Path(spec["folder"])
-    h, w = spec["size"]
-    result["image"] = image_pipeline(engine, h, w, spec.get("repeats", 3), folder)
-    result["status"] = "ok"
-    _write(out, result)
-    result["video"] = video_pipeline(engine, h, w, spec.get("frames", 8), folder,
-                                     spec.get("video_repeats", 1))
-    engine.close()
-    _write(out, result)
-    return result

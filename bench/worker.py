@@ -7,20 +7,20 @@ allocator caches, thread pools, compiled graphs). The job writes its JSON result
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from srgan_fast.atomic import write_json
+
 
 def _write(path, obj) -> None:
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1)
 
 
-def _short(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
+    """An exception as one short line for a results file."""
     lines = str(e).strip().splitlines()
     return f"{e.__class__.__name__}: {lines[0] if lines else ''}"[:300]
 
@@ -66,7 +66,7 @@ def run_case(spec: dict) -> dict:
             try:
                 entry = measure_size(engine, n, h, w, settings, base_used)
             except Exception as e:  # noqa: BLE001 - e.g. out of memory at the largest size
-                entry["error"] = _short(e)
+                entry["error"] = short_error(e)
                 if device == "cuda":
                     torch.cuda.empty_cache()
         result["sizes"].append(entry)
@@ -84,7 +84,7 @@ def run_case(spec: dict) -> dict:
         else:
             q["reason"] = f"quality image {tuple(lr.shape)} outside the engine's shape range"
     except Exception as e:  # noqa: BLE001
-        q["reason"] = _short(e)
+        q["reason"] = short_error(e)
     result["quality"] = q
     engine.close()
     _write(out, result)
@@ -99,6 +99,38 @@ def run_peak(spec: dict) -> dict:
     return result
 
 
+def run_pipeline(spec: dict) -> dict:
+    from .backends import Case, SkipCase, open_case
+    from .pipelines import image_pipeline, video_pipeline
+
+    case = Case(**spec["case"])
+    out = spec["out"]
+    result = {"id": case.id, "label": case.title, "status": "running"}
+    _write(out, result)
+    try:
+        engine = open_case(case, spec["weights"], spec["device"], [[1, *spec["size"]]], spec.get("threads"))
+    except SkipCase as e:
+        result.update(status="skipped", reason=str(e))
+        _write(out, result)
+        return result
+    result["precision"] = engine.precision
+    folder = Path(spec["folder"])
+    h, w = spec["size"]
+    result["image"] = image_pipeline(engine, h, w, spec.get("repeats", 3), folder)
+    result["status"] = "ok"
+    _write(out, result)
+    try:
+        result["video"] = video_pipeline(engine, h, w, spec.get("frames", 8), folder,
+                                         spec.get("video_repeats", 1))
+    except ImportError as e:
+        result["video"] = {"status": "pending", "reason": short_error(e)}
+    except Exception as e:  # noqa: BLE001 - the image figures stand; say what broke
+        result["video"] = {"status": "error", "reason": short_error(e)}
+    engine.close()
+    _write(out, result)
+    return result
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
@@ -106,10 +138,7 @@ def main(argv=None) -> int:
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    jobs = {"case": run_case, "peak": run_peak}
-    if spec["job"] == "pipeline":
-        from .pipelines import run_pipeline
-        jobs["pipeline"] = run_pipeline
+    jobs = {"case": run_case, "peak": run_peak, "pipeline": run_pipeline}
     try:
         jobs[spec["job"]](spec)
     except Exception as e:  # noqa: BLE001 - keep what was measured, say what broke
@@ -117,9 +146,9 @@ def main(argv=None) -> int:
         if Path(spec["out"]).is_file():
             prev = json.loads(Path(spec["out"]).read_text())
         if any("median_ms" in x for x in prev.get("sizes", [])):
-            prev.update(status="ok", error=_short(e))  # partial: keep the sizes it measured
+            prev.update(status="ok", error=short_error(e))  # partial: keep the sizes it measured
         else:
-            prev.update(status="error", reason=_short(e))
+            prev.update(status="error", reason=short_error(e))
         prev["traceback"] = traceback.format_exc()[-2000:]
         _write(spec["out"], prev)
         return 1

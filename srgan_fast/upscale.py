@@ -112,11 +112,7 @@ def main(argv=None):
     inp, out = Path(args.input), Path(args.output)
     if inp.suffix.lower() in _video_exts():
         from . import video
-        if same_file(inp, out):
-            raise SrganError(f"{out}: output would overwrite the input")
-        engine = open_engine_from_args(args)
-        video.upscale_video(inp, out, engine, tile=args.tile, progress=not args.no_progress,
-                            **video.video_options(args))
+        video.run_video(args, lambda: open_engine_from_args(args))  # checks paths before the engine
         return 0
 
     jobs = _plan(inp, out, args.overwrite)

@@ -411,8 +411,74 @@ def test_parser_options_and_conflicts():
 
 
 def test_measure_pipeline_reports_both_rates(clips, engine):
-    m = video.measure_pipeline(engine, clips["silent"], frames=4, batch=2)
+    from bench.pipelines import measure_pipeline
+
+    m = measure_pipeline(engine, clips["silent"], frames=4, batch=2)
     assert m["frames"] == 4 and m["lr_size"] == (W, H)
     assert m["bare_fps"] > 0 and m["pipeline_fps"] > 0 and m["io_fps"] > 0
     assert m["efficiency"] == pytest.approx(m["pipeline_fps"] / m["bare_fps"])
     assert 0 < m["engine_busy"] <= 1 and m["repeats"] == 1 and m["cpu_efficiency"] > 0
+
+
+def test_existing_output_is_replaced_only_with_overwrite(clips, weights, tmp_path, capsys):
+    dst = tmp_path / "exists.mp4"
+    dst.write_bytes(b"keep me")
+    args = [clips["silent"], dst, "--backend", "torch", "--weights", weights, "--no-progress",
+            "--duration", "0.1"]
+    rc, err = run_cli(capsys, *args)
+    assert rc == 2 and err == f"error: {dst}: exists (use --overwrite to replace it)"
+    assert dst.read_bytes() == b"keep me"
+    rc, err = run_cli(capsys, *args, "--overwrite")
+    assert rc == 0, err
+    assert len(frames_of(dst)) == 3
+
+
+def test_every_output_path_checked_before_the_engine_opens(clips, tmp_path, capsys, monkeypatch):
+    import srgan_fast.engines as engines
+
+    def never(*a, **k):
+        raise AssertionError("engine opened before the output path was checked")
+
+    monkeypatch.setattr(engines, "open_engine", never)
+    rc, err = run_cli(capsys, clips["silent"], tmp_path / "missing" / "o.mp4", "--no-progress")
+    assert rc == 2 and "does not exist" in err
+
+
+SIGNAL_SCRIPT = """
+import sys, time
+import torch
+sys.path.insert(0, {tests!r})
+from conftest import make_tiny_generator
+from srgan_fast import video
+from srgan_fast.engines.torch_engine import TorchEngine
+
+class Slow(TorchEngine):
+    def _run(self, lr):
+        print("engine", flush=True)
+        time.sleep(0.3)
+        return super()._run(lr)
+
+import srgan_fast.engines as engines
+engines.open_engine = lambda *a, **k: Slow(make_tiny_generator(), device="cpu")
+sys.exit(video.main([{src!r}, {dst!r}, "--no-progress", "--batch", "1"]))
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_end_like_ctrl_c(signame, clips, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parent), src=str(clips["aac"]),
+                                  dst=str(out / "o.mp4"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    assert proc.stdout.readline().strip() == "engine"       # the pipeline is running
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, 143), err
+    assert err.strip().splitlines() == ["interrupted"]
+    assert_no_leftovers(out)

@@ -1,0 +1,1 @@
+"""Long jobs: resumable video segments, local worker processes and Ray (see ``segments``)."""

@@ -1,0 +1,64 @@
+"""``python -m srgan_fast.video IN OUT``: the video command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import cli
+from .options import VideoOptions, add_video_arguments, video_options
+from .source import probe
+
+
+def parse_args(argv):
+    from .. import engines
+
+    p = argparse.ArgumentParser(prog="python -m srgan_fast.video",
+                                description="Upscale every frame of a video 4x, keeping audio, "
+                                            "subtitles, timestamps and colour metadata.")
+    p.add_argument("input", help="input video")
+    p.add_argument("output", help="output video file")
+    p.add_argument("--backend", default="auto", choices=("auto",) + engines.BACKENDS,
+                   help="inference backend (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8"),
+                   help="precision asked of the engine (default: %(default)s)")
+    p.add_argument("--weights", help="generator weights (default: the shipped model)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile size in LR pixels (default: from the memory budget; 0 = whole frame)")
+    p.add_argument("--memory-budget", type=int, default=None, metavar="MiB",
+                   help="working memory for one engine call (default: 2 GiB on CPU, half the free "
+                        "GPU memory)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_video_arguments(p)
+    return p.parse_args(argv)
+
+
+def options_from_args(args) -> VideoOptions:
+    return VideoOptions(tile=args.tile, progress=not args.no_progress,
+                        overwrite=getattr(args, "overwrite", False),
+                        **video_options(args)).checked()
+
+
+def run_video(args, open_engine) -> dict:
+    """The whole video job for parsed ``args``: every check before ``open_engine()`` is called."""
+    from ..jobs.signals import terminate_as_interrupt
+    from .pipeline import upscale_video
+
+    opts = options_from_args(args)
+    probe(args.input, args.output, opts.overwrite)    # bad input fails before the slow engine load
+    with terminate_as_interrupt(), open_engine() as engine:
+        return upscale_video(args.input, args.output, engine, opts)
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+
+    def open_engine():
+        from ..engines import open_engine as _open
+        return _open(args.backend, args.precision, weights=args.weights)
+
+    stats = run_video(args, open_engine)
+    print(f"wrote {args.output}: {stats['frames_out']} frames in {stats['seconds']:.1f} s "
+          f"({stats['fps']:.2f} frames/s)", file=sys.stderr)
+    return 0
