@@ -4,24 +4,28 @@
 - srgan_fast safetensors (metadata ``format=srgan_fast.generator``);
 - leftthomas/SRGAN ``netG_*.pth``: ``block1.0``, ``block{2..B+1}.conv1/bn1/prelu/conv2/bn2``,
   ``block{B+2}.0/1``, ``block{B+3}.{0,1}.conv`` + ``.prelu``, ``block{B+3}.2``; output
-  ``(tanh(x) + 1) / 2``;
+  ``(tanh(x) + 1) / 2``. ``block{B+2}.1`` is a BatchNorm in the repository's current model.py but
+  a PReLU (one slope, no running statistics) in the released ``epochs/netG_epoch_*_100.pth``:
+  told apart by its keys and shapes;
 - Lornatang/SRGAN-PyTorch ``SRResNet_x4-*.pth.tar`` / ``SRGAN_x4-*.pth.tar`` (``state_dict``
   inside): ``conv1.0`` (or ``conv_block1.0``), ``trunk.N.rcb.{0..4}`` (bias-free convs),
   ``conv2.{0,1}``, ``upsampling.N.upsample_block.{0,2}``, ``conv3``; output clamped to [0, 1].
-Block count and PReLU widths are read from the keys. Pickled files are opened with
-``torch.load(weights_only=True)``, which refuses to run code; anything else is refused.
+Block count, PReLU widths, channels and the scale (number of upsampling blocks) are read from the
+keys and shapes, and checked: anything else is refused in one line. Pickled files are opened with
+``torch.load(weights_only=True)``, which refuses to run code.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
 import torch
 
 from .errors import SrganError
-from .model import Generator
+from .model import BODY_KINDS, OUTPUT_MAPPINGS, SCALE, Generator
 
 FORMAT = "srgan_fast.generator"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -59,7 +63,7 @@ def save_generator(g: Generator, path, dtype=torch.float16, extra: dict | None =
     from .atomic import atomic_output
 
     meta = {"format": FORMAT, "num_blocks": str(g.num_blocks), "channels": str(g.channels),
-            "output_mapping": g.output_mapping}
+            "output_mapping": g.output_mapping, "body": g.body}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
     # BatchNorm statistics stay fp32: they are few, and running_var in fp16 loses the small ones.
     state = {k: (v.to(dtype) if v.is_floating_point() and "running_" not in k else v).contiguous()
@@ -88,7 +92,7 @@ def load_generator(path=None) -> Generator:
     if path.suffix == ".safetensors" or _looks_like_safetensors(path, head):
         state, meta = _read_safetensors(path)
     else:
-        state, meta = _read_torch(path), {}
+        state, meta = _read_torch(path, head), {}
     return _build(state, meta, path)
 
 
@@ -111,12 +115,21 @@ def _read_safetensors(path: Path):
     return state, meta
 
 
-def _read_torch(path: Path):
+def _read_torch(path: Path, head: bytes = b""):
+    import pickle
+
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # a zip (torch.save) or a pickle
+        raise SrganError(f"{path}: not a loadable weights-only checkpoint: neither safetensors nor "
+                         "a PyTorch checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise SrganError(f"{path}: not a loadable weights-only checkpoint ({first[:200]})") from None
+    except pickle.UnpicklingError:  # torch's message suggests an unsafe reload: never pass it on
+        raise SrganError(f"{path}: not a loadable weights-only checkpoint: it holds objects other than "
+                         "tensors, and loading those could run code; export a plain state dict "
+                         "or a .safetensors file") from None
+    except Exception as e:  # noqa: BLE001 - not a zip or pickle at all
+        raise SrganError(f"{path}: not a loadable weights-only checkpoint: neither safetensors nor "
+                         f"a PyTorch checkpoint ({e.__class__.__name__})") from None
     # Trainers wrap the state dict in various ways.
     for key in ("state_dict", "params_ema", "params", "model", "generator", "netG"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
@@ -129,23 +142,19 @@ def _read_torch(path: Path):
 
 def _build(state: dict, meta: dict, path: Path) -> Generator:
     if meta.get("format") == FORMAT or "head.weight" in state:
-        blocks = int(meta.get("num_blocks", _count(state, r"blocks\.(\d+)\.conv1\.weight")))
-        mapping = meta.get("output_mapping", "pm1")
-        converted = state
-    elif "block1.0.weight" in state:
-        converted, blocks = _from_leftthomas(state)
+        converted, blocks, mapping, body = _ours(state, meta, path)
+    elif "block1.0.weight" in state and "block2.conv1.weight" in state:
+        converted, blocks, body = _from_leftthomas(state)
         mapping = "tanh"
     elif any(k.startswith("trunk.") and ".rcb." in k for k in state):
         converted, blocks = _from_lornatang(state)
-        mapping = "unit"
+        mapping, body = "unit", "bn"
     else:
         sample = ", ".join(list(state)[:4])
         raise SrganError(f"{path}: unrecognised generator layout (keys start {sample}); "
                          f"expected srgan_fast, leftthomas/SRGAN or Lornatang/SRGAN-PyTorch weights")
-    if blocks < 1:
-        raise SrganError(f"{path}: no residual blocks found")
-    channels = converted["head.weight"].shape[0]
-    g = Generator(num_blocks=blocks, channels=channels, output_mapping=mapping)
+    channels = _check_shapes(converted, blocks, path)
+    g = Generator(num_blocks=blocks, channels=channels, output_mapping=mapping, body=body)
     _fit_prelus(g, converted)
     for name, module in g.named_modules():  # bias-free convs in the source: a zero bias is the same
         if isinstance(module, torch.nn.Conv2d) and f"{name}.weight" in converted:
@@ -156,6 +165,38 @@ def _build(state: dict, meta: dict, path: Path) -> Generator:
     except RuntimeError as e:
         raise SrganError(f"{path}: weights do not fit the generator ({str(e).splitlines()[-1].strip()[:200]})") from None
     return g.eval()
+
+
+def _ours(state: dict, meta: dict, path: Path):
+    counted = _count(state, r"blocks\.(\d+)\.conv1\.weight")
+    try:
+        blocks = int(meta.get("num_blocks", counted))
+    except ValueError:
+        raise SrganError(f"{path}: metadata num_blocks={meta['num_blocks']!r} is not a number") from None
+    if blocks != counted:
+        raise SrganError(f"{path}: metadata says {blocks} residual blocks but the file holds {counted}")
+    mapping = meta.get("output_mapping", "pm1")
+    if mapping not in OUTPUT_MAPPINGS:
+        raise SrganError(f"{path}: metadata output_mapping={mapping!r} is not one of {', '.join(OUTPUT_MAPPINGS)}")
+    body = meta.get("body", "prelu" if "body_prelu.weight" in state else "bn")
+    if body not in BODY_KINDS:
+        raise SrganError(f"{path}: metadata body={body!r} is not one of {', '.join(BODY_KINDS)}")
+    return state, blocks, mapping, body
+
+
+def _check_shapes(state: dict, blocks: int, path: Path) -> int:
+    """The channel count, after checking the shapes that tell layouts and scales apart."""
+    head = state.get("head.weight")
+    if blocks < 1 or head is None or head.ndim != 4 or tuple(head.shape[1:]) != (3, 9, 9):
+        raise SrganError(f"{path}: not an SRResNet generator (no 9x9 RGB head conv, or no residual blocks)")
+    c = head.shape[0]
+    ups = [state.get(f"upsample.{i}.conv.weight") for i in range(_count(state, r"upsample\.(\d+)\.conv\.weight"))]
+    factors = [round((u.shape[0] / c) ** 0.5) if u is not None and u.ndim == 4 else 0 for u in ups]
+    if math.prod(factors) != SCALE or any(u.shape[1] != c or f != 2 for u, f in zip(ups, factors)):
+        scale = f"an x{math.prod(factors)}" if ups and all(factors) else "an unknown-scale"
+        raise SrganError(f"{path}: {scale} generator (upsampling {' x '.join(map(str, factors)) or 'none'}); "
+                         f"only x{SCALE} models with two PixelShuffle(2) blocks are supported")
+    return c
 
 
 def _count(state, pattern) -> int:
@@ -187,12 +228,18 @@ def _rename(state: dict, table: list[tuple[str, str]]) -> dict:
 
 def _from_leftthomas(state):
     b = _count(state, r"block(\d+)\.conv1\.weight")
+    # The module after the body conv: BatchNorm has running statistics; the released
+    # checkpoints' PReLU has a single slope and none.
+    bn = f"block{b + 2}.1.running_mean" in state
+    body = "bn" if bn else "prelu"
+    ups = _count(state, rf"block{b + 3}\.(\d+)\.conv\.weight")
     table = [(r"^block1\.0\.", "head."), (r"^block1\.1\.", "head_prelu.")]
     table += [(rf"^block{i + 2}\.(conv1|bn1|prelu|conv2|bn2)\.", rf"blocks.{i}.\1.") for i in range(b)]
-    table += [(rf"^block{b + 2}\.0\.", "body_conv."), (rf"^block{b + 2}\.1\.", "body_bn.")]
-    table += [(rf"^block{b + 3}\.([01])\.(conv|prelu)\.", r"upsample.\1.\2."),
-              (rf"^block{b + 3}\.2\.", "tail.")]
-    return _rename(state, table), b
+    table += [(rf"^block{b + 2}\.0\.", "body_conv."),
+              (rf"^block{b + 2}\.1\.", "body_bn." if bn else "body_prelu.")]
+    table += [(rf"^block{b + 3}\.(\d+)\.(conv|prelu)\.", r"upsample.\1.\2."),
+              (rf"^block{b + 3}\.{ups}\.", "tail.")]
+    return _rename(state, table), b, body
 
 
 def _from_lornatang(state):

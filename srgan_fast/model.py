@@ -15,6 +15,9 @@ from torch import nn
 # How the last conv's output maps to [0, 1]. Ours is trained against HR scaled to [-1, 1] as in
 # the paper; the other two exist to import public checkpoints (see checkpoints.py).
 OUTPUT_MAPPINGS = ("pm1", "tanh", "unit")
+# What follows the conv after the residual blocks: BatchNorm (the paper, ours, Lornatang, leftthomas
+# HEAD) or a PReLU (leftthomas/SRGAN's released netG_epoch_* checkpoints).
+BODY_KINDS = ("bn", "prelu")
 
 SCALE = 4
 # Multiply-adds per LR pixel of the B=16, 64-channel generator (DESIGN.md §2); used for FLOP/s.
@@ -48,22 +51,28 @@ class UpsampleBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, num_blocks: int = 16, channels: int = 64, output_mapping: str = "pm1"):
+    def __init__(self, num_blocks: int = 16, channels: int = 64, output_mapping: str = "pm1",
+                 body: str = "bn"):
         super().__init__()
         if output_mapping not in OUTPUT_MAPPINGS:
             raise ValueError(f"output_mapping must be one of {OUTPUT_MAPPINGS}, got {output_mapping!r}")
+        if body not in BODY_KINDS:
+            raise ValueError(f"body must be one of {BODY_KINDS}, got {body!r}")
         self.num_blocks, self.channels, self.output_mapping = num_blocks, channels, output_mapping
+        self.body = body
         self.head = nn.Conv2d(3, channels, 9, padding=4)
         self.head_prelu = nn.PReLU()
         self.blocks = nn.Sequential(*[ResidualBlock(channels) for _ in range(num_blocks)])
         self.body_conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.body_bn = nn.BatchNorm2d(channels)
+        self.body_bn = nn.BatchNorm2d(channels) if body == "bn" else nn.Identity()
+        self.body_prelu = nn.PReLU() if body == "prelu" else None
         self.upsample = nn.Sequential(UpsampleBlock(channels), UpsampleBlock(channels))
         self.tail = nn.Conv2d(channels, 3, 9, padding=4)
 
     def forward_raw(self, x):
         h = self.head_prelu(self.head(x))
-        h = h + self.body_bn(self.body_conv(self.blocks(h)))
+        b = self.body_bn(self.body_conv(self.blocks(h)))
+        h = h + (b if self.body_prelu is None else self.body_prelu(b))
         return self.tail(self.upsample(h))
 
     def map_output(self, raw):
@@ -130,8 +139,9 @@ def fold_bn(generator: Generator) -> Generator:
         _fold(block.conv1, block.bn1)
         _fold(block.conv2, block.bn2)
         block.bn1, block.bn2 = nn.Identity(), nn.Identity()
-    _fold(g.body_conv, g.body_bn)
-    g.body_bn = nn.Identity()
+    if isinstance(g.body_bn, nn.BatchNorm2d):
+        _fold(g.body_conv, g.body_bn)
+        g.body_bn = nn.Identity()
     return g
 
 
