@@ -158,7 +158,7 @@ def shape_profile(sizes) -> str | None:
     them -- then the bench uses the same cached artifact as everyone else."""
     sizes = [tuple(s) for s in sizes or []] + [(1, 128, 128)]  # + the quality image
     try:
-        from srgan_fast.artifacts import DEFAULT_SHAPES as d
+        from srgan_fast.artifact import DEFAULT_SHAPES as d
     except ImportError:
         return None
     if all(all(a <= b for a, b in zip(s, d.max)) for s in sizes):
@@ -181,7 +181,7 @@ def open_case(case: Case, weights: str, device: str, sizes=None, threads: int | 
         shapes = shape_profile(sizes) if case.backend in ("openvino", "onnxruntime", "tensorrt") else None
         if shapes:
             options["shapes"] = shapes
-        if threads and device == "cpu":
+        if threads and device == "cpu" and case.backend in ("openvino", "onnxruntime"):
             options["threads"] = threads
         try:
             return open_engine(case.backend, case.precision, weights=weights, device=device, **options)
@@ -214,14 +214,17 @@ class CompiledTorchEngine(_engine_base()):
     def __init__(self, weights: str, precision: str = "fp32", device: str = "cpu",
                  channels_last: bool = False):
         from srgan_fast.checkpoints import load_generator
-        from srgan_fast.hardware import cpu_name, cpu_precision
+        from srgan_fast.errors import SrganError
+        from srgan_fast.hardware import cpu_name
         from srgan_fast.model import fold_bn, receptive_field_radius
+        from srgan_fast.precision import plan
 
         dev = torch.device(device)
         self.requested_precision = precision
-        self.precision = precision if dev.type == "cuda" else cpu_precision(precision)
-        if self.precision == "int8":
-            raise SkipCase("torch.compile has no int8 path here")
+        try:  # the torch engine's precision policy: compile runs what eager torch runs
+            self.precision = plan("torch", precision, device).runs
+        except SrganError as e:
+            raise SkipCase(f"torch.compile: {e}") from None
         self.torch_device = dev
         self.device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
         g = load_generator(weights)

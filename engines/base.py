@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from srgan_fast.model import SCALE  # the one home of the scale factor
+from srgan_fast.model import SCALE  # noqa: F401 - re-exported: the one home of the scale factor
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,23 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<{self.name} engine {self.precision} on {self.device}>"
+
+
+def check_options(backend: str, options: dict, accepted) -> dict:
+    """Refuse options a backend does not know (a misspelled option must not be ignored)."""
+    from srgan_fast.errors import SrganError
+
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise SrganError(f"unknown option{'s' if len(unknown) > 1 else ''} {names} for the {backend} engine "
+                         f"(accepted: {', '.join(sorted(accepted)) or 'none'})")
+    return options
+
+
+def shape_range(record) -> ShapeRange:
+    """The input sizes an artifact accepts: its profile when enforced, else any size."""
+    if not record.shapes_enforced:
+        return ShapeRange()
+    s = record.shapes
+    return ShapeRange(min_hw=s.min[1:], max_hw=s.max[1:], max_batch=s.max[0])

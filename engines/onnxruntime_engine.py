@@ -11,7 +11,9 @@ import torch
 from srgan_fast.errors import SrganError, require
 from srgan_fast.hardware import cpu_name
 
-from .base import Engine, ShapeRange
+from .base import Engine, ShapeRange, check_options, shape_range
+
+OPTIONS = ("threads",)
 
 
 def _ort():
@@ -72,19 +74,9 @@ class OnnxRuntimeEngine(Engine):
         self.session = None
 
 
-def from_artifact(art, threads: int | None = None, **_unused) -> OnnxRuntimeEngine:
-    sc = art.sidecar
-    return OnnxRuntimeEngine(art.path, precision=sc["precision"], requested_precision=sc["precision_requested"],
-                             device=sc.get("torch_device", "cpu"), radius=sc["model"]["radius"],
-                             shapes=art.shape_range(), threads=threads, sidecar=sc)
-
-
-def open_engine(weights=None, precision: str = "fp32", device: str | None = None, shapes=None, calib=None,
-                out=None, strict: bool = False, rebuild: bool = False, threads: int | None = None, log=None,
-                **_unused) -> OnnxRuntimeEngine:
-    """Build (or load from the cache) the ONNX Runtime artifact for ``weights`` and open it."""
-    from srgan_fast.artifacts import ensure_artifact
-
-    art = ensure_artifact(weights, precision, "onnxruntime", shapes=shapes, calib=calib, out=out,
-                          device=device, strict=strict, rebuild=rebuild, log=log)
-    return from_artifact(art, threads=threads)
+def from_artifact(record, **options) -> OnnxRuntimeEngine:
+    """Open a verified artifact record. Options: ``threads``."""
+    opts = check_options("onnxruntime", options, OPTIONS)
+    return OnnxRuntimeEngine(record.path, precision=record.precision, requested_precision=record.precision_requested,
+                             device=record.torch_device, radius=record.model.radius, shapes=shape_range(record),
+                             threads=opts.get("threads"), sidecar=record.sidecar)

@@ -1,32 +1,28 @@
 """OpenVINO on the CPU: the default engine on machines without an NVIDIA GPU.
 
 OpenVINO reads the ONNX artifact directly (fp32 graph, or the Q/DQ graph for int8). The
-inference precision hint is always set explicitly: on CPUs with AVX512-BF16/AMX the CPU plugin
-otherwise runs bf16 even for an "fp32" model. After compiling, the engine reads back the
-precision each convolution actually runs in and records it, so ``precision`` is what runs.
+inference precision hint is always set explicitly (``precision.openvino_hint``): on CPUs with
+AVX512-BF16/AMX the CPU plugin otherwise runs bf16 even for an "fp32" model. After compiling, the
+engine reads back the precision each convolution actually runs in and records it, so
+``precision`` is what runs. The compiled model is cached beside the artifact (OpenVINO's
+CACHE_DIR), so later opens skip most of the compile.
 """
 from __future__ import annotations
 
 import collections
+import os
 
 import numpy as np
 import torch
 
 from srgan_fast.errors import SrganError, require
-from srgan_fast.hardware import cpu_has_bf16, cpu_name
+from srgan_fast.hardware import cpu_name
+from srgan_fast.precision import openvino_hint
 
-from .base import Engine, ShapeRange
+from .base import Engine, ShapeRange, check_options, shape_range
 
-# Precision that runs -> OpenVINO inference precision hint. INT8 convolutions come from the Q/DQ
-# graph; the layers between them (PReLU, residual adds, pixel shuffle) run at the hint: bf16
-# where the CPU has it (measured 0.33 s vs 0.42 s at 270x480 for 0.001 dB on Set5/Set14).
-_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-
-
-def _hint(precision: str) -> str:
-    if precision == "int8" and cpu_has_bf16():
-        return "bf16"
-    return _HINTS[precision]
+OPTIONS = ("threads", "compile_cache")
+CACHE_FOLDER = "openvino_cache"
 _RUNTIME_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 
 
@@ -39,9 +35,9 @@ class OpenVINOEngine(Engine):
 
     def __init__(self, onnx_path, precision: str = "fp32", requested_precision: str | None = None,
                  radius: int = 40, shapes: ShapeRange | None = None, threads: int | None = None,
-                 int8_hint: str | None = None, sidecar: dict | None = None):
+                 int8_hint: str | None = None, sidecar: dict | None = None, cache_dir=None):
         ov = _openvino()
-        if precision not in _HINTS:
+        if precision not in ("fp32", "bf16", "int8"):
             raise SrganError(f"the openvino engine runs fp32, bf16 or int8, not {precision!r}")
         self.requested_precision = requested_precision or precision
         self.radius = radius
@@ -50,13 +46,15 @@ class OpenVINOEngine(Engine):
         self.torch_device = torch.device("cpu")
         self.path = str(onnx_path)
         self.sidecar = sidecar
-        hint = int8_hint if precision == "int8" and int8_hint else _hint(precision)
+        hint = int8_hint if precision == "int8" and int8_hint else openvino_hint(precision)
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
-        core = ov.Core()
+        if cache_dir is not None:
+            config["CACHE_DIR"] = str(cache_dir)
         try:
-            self.compiled = core.compile_model(core.read_model(self.path), "CPU", config)
+            # By path, so a compiled-model cache hit skips reading the ONNX as well.
+            self.compiled = ov.Core().compile_model(self.path, "CPU", config)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
             raise SrganError(f"{self.path}: OpenVINO cannot compile it ({first[:200]})") from None
@@ -105,17 +103,15 @@ class OpenVINOEngine(Engine):
         self.compiled = None
 
 
-def from_artifact(art, threads: int | None = None, **_unused) -> OpenVINOEngine:
-    sc = art.sidecar
-    return OpenVINOEngine(art.path, precision=sc["precision"], requested_precision=sc["precision_requested"],
-                          radius=sc["model"]["radius"], shapes=art.shape_range(), threads=threads, sidecar=sc)
+def _cache_dir(record, wanted: bool):
+    """OpenVINO's compiled-model cache, inside the artifact folder when that folder is writable."""
+    folder = record.path.parent
+    return folder / CACHE_FOLDER if wanted and os.access(folder, os.W_OK) else None
 
 
-def open_engine(weights=None, precision: str = "fp32", shapes=None, calib=None, out=None, strict: bool = False,
-                rebuild: bool = False, threads: int | None = None, log=None, **_unused) -> OpenVINOEngine:
-    """Build (or load from the cache) the OpenVINO artifact for ``weights`` and open it."""
-    from srgan_fast.artifacts import ensure_artifact
-
-    art = ensure_artifact(weights, precision, "openvino", shapes=shapes, calib=calib, out=out,
-                          strict=strict, rebuild=rebuild, log=log)
-    return from_artifact(art, threads=threads)
+def from_artifact(record, **options) -> OpenVINOEngine:
+    """Open a verified artifact record. Options: ``threads``; ``compile_cache`` (default True)."""
+    opts = check_options("openvino", options, OPTIONS)
+    return OpenVINOEngine(record.path, precision=record.precision, requested_precision=record.precision_requested,
+                          radius=record.model.radius, shapes=shape_range(record), threads=opts.get("threads"),
+                          sidecar=record.sidecar, cache_dir=_cache_dir(record, opts.get("compile_cache", True)))

@@ -1,16 +1,19 @@
 """PyTorch reference engine: the BN-folded generator in eager mode.
 
 fp32 is the reference every other engine is checked against. Options: ``channels_last`` (faster
-on CPU with oneDNN), bf16 autocast on CPUs with bf16 arithmetic, fp16 or bf16 on CUDA.
+on CPU with oneDNN), bf16 autocast on CPUs with bf16 arithmetic, fp16 or bf16 on CUDA; what runs
+for what is asked comes from ``srgan_fast.precision``.
 """
 from __future__ import annotations
 
 import torch
 
-from srgan_fast.hardware import cpu_name, cpu_precision
+from srgan_fast.hardware import cpu_name
+from srgan_fast.precision import plan
 
-from .base import Engine
+from .base import Engine, check_options
 
+OPTIONS = ("device", "channels_last")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -22,10 +25,9 @@ class TorchEngine(Engine):
         from srgan_fast.model import fold_bn, receptive_field_radius
 
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if precision == "int8":
-            raise ValueError("the torch engine has no int8 path: use --backend openvino or tensorrt")
+        self.plan = plan("torch", precision, str(dev))  # int8: one error line naming the backends that can
         self.requested_precision = precision
-        self.precision = precision if dev.type == "cuda" else cpu_precision(precision)
+        self.precision = self.plan.runs
         self.torch_device = dev
         self.device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -42,9 +44,10 @@ class TorchEngine(Engine):
         return out.float().contiguous()
 
 
-def open_engine(weights=None, precision: str = "fp32", device: str | None = None,
-                channels_last: bool = False, **_unused) -> TorchEngine:
+def open_engine(weights=None, precision: str = "fp32", **options) -> TorchEngine:
+    """Options: ``device`` (default cuda when present, else cpu), ``channels_last``."""
     from srgan_fast.checkpoints import load_generator
 
-    return TorchEngine(load_generator(weights), precision=precision, device=device,
-                       channels_last=channels_last)
+    opts = check_options("torch", options, OPTIONS)
+    plan("torch", precision, str(opts.get("device") or "cpu"))  # refuse int8 before loading weights
+    return TorchEngine(load_generator(weights), precision=precision, **opts)

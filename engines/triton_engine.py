@@ -8,7 +8,9 @@ kernels; BatchNorm is folded and the weights are packed once, when the engine op
 On a CUDA GPU the kernels are compiled and autotuned (the first call at each new input shape
 pays the tuning). Without CUDA they run in Triton's interpreter (``TRITON_INTERPRET=1``): exact,
 but roughly 0.2 GFLOP/s, so only tiny inputs are practical there (a 6x5 image through the full
-16-block generator takes seconds); it exists for tests, not for use.
+16-block generator takes seconds); it exists for tests, not for use. So on the CPU the engine
+says so when it opens, estimates each call's time from its multiply-adds (measured ~0.2 GFLOP/s),
+and shows per-layer progress when a call will take more than a few seconds.
 """
 from __future__ import annotations
 
@@ -18,10 +20,23 @@ import sys
 
 import torch
 
-from .base import Engine
+from .base import Engine, check_options
 
+OPTIONS = ("device", "log", "progress")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _KERNELS = "srgan_fast.kernels"
+INTERPRETER_FLOPS = 0.2e9  # measured on this project's CPUs; the estimate only needs the order
+PROGRESS_AFTER_S = 5.0     # calls estimated longer than this show a per-layer progress bar
+
+
+def macs_per_lr_pixel(g) -> int:
+    """Multiply-adds per LR pixel (2,218,176 for B=16, C=64: DESIGN.md §2)."""
+    c, b = g.channels, g.num_blocks
+    return 81 * 3 * c + (2 * b + 1) * 9 * c * c + 9 * c * 4 * c * (1 + 4) + 81 * c * 3 * 16
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _import_kernels(dev: torch.device):
@@ -50,27 +65,34 @@ def _import_kernels(dev: torch.device):
 class TritonEngine(Engine):
     name = "triton"
 
-    def __init__(self, generator, precision: str = "fp32", device: str | None = None):
-        from srgan_fast.errors import SrganError
+    def __init__(self, generator, precision: str = "fp32", device: str | None = None, log=None,
+                 progress: bool = True):
+        from srgan_fast.precision import plan
+
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.plan = plan("triton", precision, str(dev))  # int8 and unknown names: one error line
+        self.k = _import_kernels(dev)
+        self.requested_precision = precision
+        self.precision = self.plan.runs
+        self.notes = [self.plan.note] if self.precision != precision else []
+        self.log, self.progress = log or _stderr, progress
+        self.macs = macs_per_lr_pixel(generator)
+        if dev.type == "cpu":
+            self.notes.append("CPU: kernels run in the Triton interpreter (~0.2 GFLOP/s), tiny inputs only")
+            self.log(f"triton on the CPU runs in Triton's interpreter, about {INTERPRETER_FLOPS / 1e9:.1f} GFLOP/s: "
+                     f"a 64x64 image takes about {self.estimate_seconds(1, 64, 64):.0f} s "
+                     f"(use --backend openvino for real work)")
+        self.torch_device = dev
+        self._pack(generator, dev)
+
+    def estimate_seconds(self, n: int, h: int, w: int) -> float:
+        """Interpreter time for an n x h x w input: its multiply-adds at the measured rate."""
+        return 2 * self.macs * n * h * w / INTERPRETER_FLOPS
+
+    def _pack(self, generator, dev: torch.device) -> None:
         from srgan_fast.hardware import cpu_name
         from srgan_fast.model import fold_bn, receptive_field_radius
 
-        if precision not in ("fp32", "fp16", "bf16", "int8"):
-            raise SrganError(f"unknown precision {precision!r} (choose from fp32, fp16, bf16)")
-        if precision == "int8":
-            raise SrganError("the triton engine has no int8 path: use --backend openvino or tensorrt")
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.k = _import_kernels(dev)
-        self.requested_precision = precision
-        self.precision = precision
-        self.notes = []
-        if dev.type == "cpu" and precision == "bf16":
-            # The interpreter computes bf16 tl.dot wrongly; fp32 is the nearest it runs right.
-            self.precision = "fp32"
-            self.notes.append("bf16 asked: the Triton interpreter cannot run bf16 dots correctly, running fp32")
-        if dev.type == "cpu":
-            self.notes.append("CPU: kernels run in the Triton interpreter (~0.2 GFLOP/s), tiny inputs only")
-        self.torch_device = dev
         self.device = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
                        else f"{cpu_name()} (Triton interpreter)")
         self.radius = receptive_field_radius(generator)
@@ -93,20 +115,44 @@ class TritonEngine(Engine):
         self.upsample = [pack(u.conv, u.prelu, shuffle=True) for u in g.upsample]
         self.tail = pack(g.tail)
 
+    def _layers(self, lr: torch.Tensor):
+        """Progress over the layers of one call (a bar when the interpreter will take a while)."""
+        n, _, h, w = lr.shape
+        total = 1 + 2 * len(self.blocks) + 1 + len(self.upsample) + 1
+        seconds = self.estimate_seconds(n, h, w) if self.k.INTERPRET else 0.0
+        if not (self.progress and seconds > PROGRESS_AFTER_S):
+            return None
+        from tqdm import tqdm
+
+        self.log(f"triton interpreter: {n}x{h}x{w} input, about {seconds:.0f} s")
+        return tqdm(total=total, desc="triton layers", unit="layer", leave=False)
+
     def _run(self, lr: torch.Tensor) -> torch.Tensor:
-        k = self.k
-        # NHWC views of NCHW tensors: the head and tail kernels do the layout change themselves.
-        skip = k.head_conv_prelu(lr.permute(0, 2, 3, 1), self.head)
-        h = skip
-        for conv1, conv2 in self.blocks:
-            h = k.conv3x3_add(k.conv3x3_prelu(h, conv1), conv2, residual=h)
-        h = k.conv3x3_add(h, self.body, residual=skip)
-        del skip
-        for up in self.upsample:
-            h = k.conv3x3_shuffle_prelu(h, up)
-        n, hh, ww, _ = h.shape
-        out = torch.empty(n, 3, hh, ww, device=self.torch_device, dtype=torch.float32)
-        k.tail_conv_map(h, self.tail, self.output_mapping, out=out.permute(0, 2, 3, 1))
+        k, bar = self.k, self._layers(lr)
+        step = bar.update if bar is not None else (lambda: None)
+        try:
+            # NHWC views of NCHW tensors: the head and tail kernels do the layout change themselves.
+            skip = k.head_conv_prelu(lr.permute(0, 2, 3, 1), self.head)
+            step()
+            h = skip
+            for conv1, conv2 in self.blocks:
+                mid = k.conv3x3_prelu(h, conv1)
+                step()
+                h = k.conv3x3_add(mid, conv2, residual=h)
+                step()
+            h = k.conv3x3_add(h, self.body, residual=skip)
+            step()
+            del skip
+            for up in self.upsample:
+                h = k.conv3x3_shuffle_prelu(h, up)
+                step()
+            n, hh, ww, _ = h.shape
+            out = torch.empty(n, 3, hh, ww, device=self.torch_device, dtype=torch.float32)
+            k.tail_conv_map(h, self.tail, self.output_mapping, out=out.permute(0, 2, 3, 1))
+            step()
+        finally:
+            if bar is not None:
+                bar.close()
         return out
 
     def info(self) -> dict:
@@ -117,8 +163,12 @@ class TritonEngine(Engine):
         return d
 
 
-def open_engine(weights=None, precision: str = "fp32", device: str | None = None, **_unused) -> TritonEngine:
-    """Open the Triton engine for ``weights`` (None: the shipped generator)."""
+def open_engine(weights=None, precision: str = "fp32", **options) -> TritonEngine:
+    """Open the Triton engine for ``weights`` (None: the shipped generator). Options: ``device``,
+    ``log`` (where the CPU warning goes; default stderr), ``progress`` (default True)."""
     from srgan_fast.checkpoints import load_generator
+    from srgan_fast.precision import plan
 
-    return TritonEngine(load_generator(weights), precision=precision, device=device)
+    opts = check_options("triton", options, OPTIONS)
+    plan("triton", precision, str(opts.get("device") or "cpu"))  # refuse int8 before loading weights
+    return TritonEngine(load_generator(weights), precision=precision, **opts)

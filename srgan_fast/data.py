@@ -6,42 +6,23 @@ positions from the pair, so no per-crop resampling or border effect enters the i
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 
+from .datasets import load_pairs as _load
 from .errors import SrganError
-from .imageio import list_images, read_image, to_uint8
-from .imresize import imresize, modcrop
-
-from .model import SCALE  # noqa: E402 - the one home of the scale factor
+from .model import SCALE  # the one home of the scale factor
 
 
 def load_pairs(folders, min_hr: int = 0, progress: bool = False):
-    """[(lr uint8 CHW tensor, hr uint8 CHW tensor)] for every image in ``folders``."""
-    files = []
-    for folder in folders:
-        if not Path(folder).is_dir():
-            raise SrganError(f"{folder}: not a folder of images")
-        files += list_images(folder)
-    if not files:
-        raise SrganError(f"no images found in {', '.join(map(str, folders))}")
-    if progress:
-        from tqdm import tqdm
-        files = tqdm(files, desc="loading images", unit="img", leave=False)
+    """[(lr uint8 CHW tensor, hr uint8 CHW tensor)] for every image in ``folders`` (bicubic LR:
+    training never reads the standard LR files). Pair loading itself is ``datasets.load_pairs``."""
     pairs = []
-    for f in files:
-        hr = to_uint8(read_image(f).rgb).permute(1, 2, 0).numpy()
-        hr = modcrop(hr, SCALE)
-        if min(hr.shape[:2]) < max(min_hr, SCALE):
-            continue
-        lr = imresize(hr, 1 / SCALE)
-        pairs.append((torch.from_numpy(lr).permute(2, 0, 1).contiguous(),
-                      torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).contiguous()))
+    for folder in folders:
+        pairs += _load(folder, lr="bicubic", min_hr=min_hr, progress=progress, allow_empty=True)
     if not pairs:
-        raise SrganError(f"no image in {', '.join(map(str, folders))} is at least {min_hr} pixels")
-    return pairs
+        raise SrganError(f"no image in {', '.join(map(str, folders))} is at least {max(min_hr, SCALE)} pixels")
+    return [(torch.from_numpy(p.lr).permute(2, 0, 1).contiguous(),
+             torch.from_numpy(p.hr).permute(2, 0, 1).contiguous()) for p in pairs]
 
 
 class PatchSampler:

@@ -1,10 +1,16 @@
-"""What the machine can run: CPU features and names, CUDA devices, precision mapping (DESIGN.md §3)."""
+"""What the machine has: CPU features and names, CUDA devices, the device identity of artifacts,
+and which backend ``auto`` picks. The precision policy built on these lives in ``precision``."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import platform
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# CPU features that decide which kernels a backend picks; part of an artifact's device identity.
+_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+                 "amx_int8", "amx_fp16")
+# ``auto`` tries these in order: TensorRT needs a CUDA GPU; torch always runs.
+AUTO_ORDER = ("tensorrt", "openvino", "onnxruntime", "torch")
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,14 +52,33 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def cpu_precision(asked: str) -> str:
-    """The precision a CPU backend should run when ``asked`` is requested.
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
 
-    fp16 maps to bf16 where the CPU has bf16 arithmetic (same memory, wider range), else fp32;
-    bf16 falls back to fp32 without bf16 support. Callers print and record the mapping.
-    """
-    if asked not in PRECISIONS:
-        raise ValueError(f"unknown precision {asked!r} (choose from {', '.join(PRECISIONS)})")
-    if asked in ("fp16", "bf16"):
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return asked
+
+def auto_backend(allowed=AUTO_ORDER) -> str | None:
+    """The one backend choice for ``auto``: TensorRT on an NVIDIA GPU with tensorrt installed,
+    else OpenVINO on the CPU, else ONNX Runtime, else the torch reference -- the first of these
+    that is in ``allowed`` (the build takes only backends with artifacts). None: none is usable."""
+    for name in AUTO_ORDER:
+        if name not in allowed:
+            continue
+        if name == "tensorrt" and not (cuda_available() and has_module("tensorrt")):
+            continue
+        if name == "torch" or has_module(name):
+            return name
+    return None
+
+
+def device_identity(device: str) -> tuple[str, str]:
+    """(human description, identity string for artifact keys) of ``cpu`` or ``cuda[:i]``."""
+    if device.startswith("cuda"):
+        import torch
+
+        idx = torch.device(device).index or 0
+        name = torch.cuda.get_device_name(idx)
+        cap = ".".join(map(str, torch.cuda.get_device_capability(idx)))
+        return name, f"{name} sm{cap} cuda{torch.version.cuda}"
+    feats = ",".join(f for f in _CPU_FEATURES if f in cpu_flags())
+    return cpu_name(), f"{cpu_name()} [{feats}]"
+

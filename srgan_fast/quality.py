@@ -9,40 +9,31 @@ the 0.3 dB gate; ``--strict`` makes a failed gate the exit status.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from .errors import SrganError, cli
+from .errors import HelpFormatter, SrganError, cli
 
 DEFAULT_ENGINES = ("torch:fp32", "torch:bf16", "openvino:fp32", "openvino:bf16", "openvino:int8",
                    "onnxruntime:fp32", "onnxruntime:int8")
 
 
 def load_set(root: Path, name: str):
-    """[(name, lr NCHW float, hr uint8 HWC)] from ``root/name`` and ``root/name_LRx4``."""
-    from .imageio import list_images, read_image, to_uint8
+    """[(name, lr NCHW float, hr uint8 HWC)] from ``root/name`` and its standard ``root/name_LRx4``."""
+    from .datasets import load_pairs, to_tensor
 
-    hr_dir, lr_dir = root / name, root / f"{name}_LRx4"
-    if not hr_dir.is_dir() or not lr_dir.is_dir():
-        raise SrganError(f"{name}: need {hr_dir} and {lr_dir}")
-    pairs = []
-    for f in list_images(hr_dir):
-        if not (lr_dir / f.name).is_file():
-            raise SrganError(f"{lr_dir / f.name}: missing LR image for {f}")
-        lr = read_image(lr_dir / f.name).rgb[None]
-        hr = to_uint8(read_image(f).rgb).permute(1, 2, 0).numpy()[: lr.shape[-2] * 4, : lr.shape[-1] * 4]
-        pairs.append((f.stem, lr, hr))
-    return pairs
+    if not (root / f"{name}_LRx4").is_dir():
+        raise SrganError(f"{name}: need {root / name} and {root / f'{name}_LRx4'}")
+    return [(p.name, to_tensor(p.lr), p.hr) for p in load_pairs(root / name, lr="required")]
 
 
 def _u8(t: torch.Tensor):
-    from .imageio import to_uint8
+    from .datasets import u8
 
-    return to_uint8(t[0].float().cpu()).permute(1, 2, 0).numpy()
+    return u8(t[0].float().cpu())
 
 
 def measure(weights, sets: dict, engines_list, out=None, log=print) -> dict:
@@ -52,6 +43,7 @@ def measure(weights, sets: dict, engines_list, out=None, log=print) -> dict:
     from .checkpoints import load_generator
     from .imresize import imresize
     from .metrics import psnr_y
+    from .model import SCALE
 
     g = load_generator(weights).eval()
     results, refs = {}, {}
@@ -60,7 +52,7 @@ def measure(weights, sets: dict, engines_list, out=None, log=print) -> dict:
         bic, ref_db = [], []
         refs[set_name] = []
         for _name, lr, hr in pairs:
-            up = imresize(_u8(lr), 4.0)
+            up = imresize(_u8(lr), float(SCALE))
             bic.append(psnr_y(up, hr))
             with torch.inference_mode():
                 sr = g(lr)
@@ -120,27 +112,44 @@ def markdown(results: dict, sets) -> str:
     return "\n".join(lines)
 
 
-@cli
-def main(argv=None) -> int:
-    from .artifacts import INT8_GATE_DB
-    from .export import shared_data_dir
+def parse_args(argv):
+    from .build.gate import INT8_GATE_DB
+    from .checkpoints import DEFAULT_MODEL, MODELS
 
-    p = argparse.ArgumentParser(prog="python -m srgan_fast.quality", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", default=None, help="generator weights (default: the shipped weights)")
-    p.add_argument("--data", default=None, help="folder holding Set5, Set5_LRx4, Set14, Set14_LRx4")
-    p.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
-    p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
-                   help="comma-separated backend:precision list (default: %(default)s)")
+    p = argparse.ArgumentParser(prog="python -m srgan_fast.quality", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--model", choices=tuple(MODELS), default=None,
+                   help=f"shipped generator to measure (default: {DEFAULT_MODEL}; --weights overrides)")
+    p.add_argument("--weights", default=None, help="generator weights file (default: the --model weights)")
+    p.add_argument("--data", default=None,
+                   help="folder holding Set5, Set5_LRx4, Set14, Set14_LRx4 (default: $SRGAN_FAST_DATA, "
+                        "else ../shared/data/sr beside the repository)")
+    p.add_argument("--sets", nargs="+", default=["Set5", "Set14"],
+                   help="datasets under --data to measure, each with its NAME_LRx4 folder of standard LR inputs")
+    p.add_argument("--engines", default=",".join(DEFAULT_ENGINES), help="comma-separated backend:precision list")
     p.add_argument("--out", default=None, help="artifact cache folder for the built engines")
     p.add_argument("--markdown", default=None, help="also write the table to this file")
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    p.add_argument("--strict", action="store_true", help="exit 1 when an INT8 row loses more than 0.3 dB")
-    args = p.parse_args(argv)
-    root = Path(args.data) if args.data else shared_data_dir()
+    p.add_argument("--strict", action="store_true",
+                   help=f"exit 1 when an INT8 row loses more than {INT8_GATE_DB} dB")
+    return p.parse_args(argv)
+
+
+@cli
+def main(argv=None) -> int:
+    from .atomic import write_json, write_text
+    from .build.gate import INT8_GATE_DB
+    from .checkpoints import model_weights
+    from .datasets import data_root
+
+    args = parse_args(argv)
+    root = Path(args.data) if args.data else data_root()
     if root is None:
-        raise SrganError("no Set5/Set14 found: pass --data DIR (with Set5, Set5_LRx4, Set14, Set14_LRx4)")
+        raise SrganError("no Set5/Set14 found: pass --data DIR (with Set5, Set5_LRx4, Set14, Set14_LRx4) "
+                         "or set SRGAN_FAST_DATA")
+    weights = model_weights(args.model, args.weights)
     sets = {name: load_set(root, name) for name in args.sets}
-    results = measure(args.weights, sets, [e for e in args.engines.split(",") if e], out=args.out,
+    results = measure(weights, sets, [e for e in args.engines.split(",") if e], out=args.out,
                       log=lambda m: print(m, file=sys.stderr))
     table = markdown(results, list(sets))
     print(table)
@@ -149,9 +158,9 @@ def main(argv=None) -> int:
     for name in failed:
         print(f"INT8 GATE: {name} loses more than {INT8_GATE_DB} dB against fp32", file=sys.stderr)
     if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
+        write_text(args.markdown, table + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.json, results)
     return 1 if failed and args.strict else 0
 
 

@@ -10,8 +10,11 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
+from srgan_fast.datasets import default_root  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data" / "sr"
+SHARED = default_root()  # $SRGAN_FAST_DATA, else ../shared/data/sr beside the repository
+REAL_CACHE = Path.home() / ".cache" / "srgan_fast"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
@@ -19,6 +22,16 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_artifact_cache(tmp_path_factory):
+    """Every test builds into a temporary cache, never the user's ~/.cache/srgan_fast (issue 13):
+    $SRGAN_FAST_CACHE is the default cache of every build, engine open and subprocess."""
+    with pytest.MonkeyPatch.context() as mp:
+        cache = tmp_path_factory.mktemp("srgan_fast_cache")
+        mp.setenv("SRGAN_FAST_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ SHAPES = "1x8x8:1x16x16:1x64x64"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     from srgan_fast.checkpoints import save_generator
-    from srgan_fast.export import synthetic_images
+    from srgan_fast.datasets import synthetic_images
     from srgan_fast.imageio import Image, write_image
     from srgan_fast.model import Generator
 
@@ -47,7 +47,7 @@ def _cli(argv, capsys):
 
 @pytest.fixture(scope="module")
 def fp32_artifact(env):
-    from srgan_fast.artifacts import ensure_artifact
+    from srgan_fast.build import ensure_artifact
 
     return ensure_artifact(env["w"], "fp32", "openvino", shapes=SHAPES, out=env["cache"], log=lambda m: None)
 
@@ -78,10 +78,10 @@ def test_build_fp16_explains_itself_and_hits_the_cache(env, capsys):
 def test_int8_gate_warns_and_strict_refuses(env, capsys, monkeypatch):
     from pathlib import Path
 
-    from srgan_fast import artifacts
+    from srgan_fast.build import gate
 
     # A limit no build can meet: the gate must fail, refuse with --strict, warn without.
-    monkeypatch.setattr(artifacts, "INT8_GATE_DB", -100.0)
+    monkeypatch.setattr(gate, "INT8_GATE_DB", -100.0)
     argv = ["--precision", "int8", "--weights", env["w"], "--out", env["cache"], "--calib", env["calib"],
             "--shapes", SHAPES]
     rc, out, err = _cli(argv + ["--strict"], capsys)
@@ -89,6 +89,8 @@ def test_int8_gate_warns_and_strict_refuses(env, capsys, monkeypatch):
     assert not list(Path(env["cache"]).glob("openvino-int8-*"))  # nothing half-built is left
     rc, out, err = _cli(argv, capsys)
     assert rc == 0 and "WARNING" in out + err and "int8 gate OVER" in out
+    # Which data calibrated INT8 is said loudly (issue 13).
+    assert f"INT8 CALIBRATION DATA: 2 images from {env['calib']}" in out
     path = next(line.split()[1] for line in out.splitlines() if line.startswith("artifact"))
     gate = json.loads(open(path + ".json").read())["quality_gate"]
     assert not gate["ok"] and gate["sets"]["eval"]["images"] == 2
@@ -105,6 +107,21 @@ def test_bad_input_is_one_line(env, capsys, argv, message):
     assert rc == 2 and message in err and err.count("\n") == 1
 
 
+def test_calib_on_an_fp32_build_is_an_error(env, capsys):
+    rc, out, err = _cli(["--precision", "fp32", "--calib", env["calib"], "--weights", env["w"],
+                         "--out", env["cache"]], capsys)
+    assert rc == 2 and "--calib" in err and "fp32 build does not read it" in err and err.count("\n") == 1
+
+
+def test_missing_srgan_weights_is_one_line(env, capsys):
+    from srgan_fast.checkpoints import MODELS
+
+    if MODELS["srgan"].is_file():
+        pytest.skip("the srgan weights are shipped in this checkout")
+    rc, out, err = _cli(["--model", "srgan", "--out", env["cache"]], capsys)
+    assert rc == 2 and "srgan weights are missing" in err and err.count("\n") == 1
+
+
 def test_tensorrt_target_without_a_gpu_is_one_line(env, capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: test_tensorrt.py covers this target")
@@ -113,7 +130,7 @@ def test_tensorrt_target_without_a_gpu_is_one_line(env, capsys):
 
 
 def test_parse_shapes():
-    from srgan_fast.artifacts import ShapeProfile, parse_shapes
+    from srgan_fast.artifact import ShapeProfile, parse_shapes
 
     assert parse_shapes(None) is None
     assert parse_shapes("270x480") == ShapeProfile((1, 1, 1), (1, 270, 480), (1, 270, 480))
@@ -161,7 +178,7 @@ def test_damaged_artifacts_are_reported_not_loaded(fp32_artifact, tmp_path, dama
 
 
 def test_damaged_cache_entry_is_reported_then_rebuilt_on_request(env, fp32_artifact):
-    from srgan_fast.artifacts import ensure_artifact
+    from srgan_fast.build import ensure_artifact
     from srgan_fast.errors import SrganError
 
     path = fp32_artifact.path
@@ -175,21 +192,86 @@ def test_damaged_cache_entry_is_reported_then_rebuilt_on_request(env, fp32_artif
 
 def test_stale_or_foreign_artifacts_are_rebuilt_or_refused(env, fp32_artifact, tmp_path):
     from srgan_fast import engines
+    from srgan_fast.artifact import seal
     from srgan_fast.errors import SrganError
 
     path = _copy(fp32_artifact, tmp_path)
     side = path.with_name(path.name + ".json")
     sc = json.loads(side.read_text())
-    sc["libraries"]["openvino"] = "0.0.1"  # built with another OpenVINO
-    side.write_text(json.dumps(sc))
+    sc["libraries"]["openvino"] = "0.0.1"  # built with another OpenVINO (a sealed, intact sidecar)
+    side.write_text(json.dumps(seal(sc)))
     with engines.load_artifact(path) as engine:
         assert engine.path != str(path)  # rebuilt into the cache, the stale file is not loaded
         assert engine.sidecar["libraries"]["openvino"] != "0.0.1"
     sc["model"]["path"] = str(tmp_path / "gone.safetensors")  # ...and its weights are gone
-    side.write_text(json.dumps(sc))
+    side.write_text(json.dumps(seal(sc)))
     with pytest.raises(SrganError, match="stale or foreign"):
         engines.load_artifact(path)
     with pytest.raises(SrganError, match="other weights"):  # foreign to the weights asked for
-        from srgan_fast.artifacts import load_artifact
+        engines.open_artifact(fp32_artifact.path, weights=env["other"], rebuild_stale=False)
 
-        load_artifact(fp32_artifact.path, weights=env["other"], rebuild_stale=False)
+
+@pytest.mark.parametrize("field,value", [
+    (("model", "radius"), 0),                  # tiles without overlap: visible seams
+    (("precision",), "bf16"),                  # a precision that is not what runs
+    (("shapes", "max"), [1, 4096, 4096]),      # a profile the engine was never checked on
+    (("model", "output_mapping"), "unit"),
+])
+def test_edited_sidecar_fields_are_refused(fp32_artifact, tmp_path, field, value):
+    """Every sidecar field is covered by its integrity hash, not only the artifact file (issue 10)."""
+    from srgan_fast import engines
+    from srgan_fast.errors import SrganError
+
+    path = _copy(fp32_artifact, tmp_path)
+    side = path.with_name(path.name + ".json")
+    sc = json.loads(side.read_text())
+    node = sc
+    for k in field[:-1]:
+        node = node[k]
+    node[field[-1]] = value
+    side.write_text(json.dumps(sc, indent=2))
+    with pytest.raises(SrganError, match="edited after the build"):
+        engines.open_artifact(path)
+
+
+def test_unknown_engine_options_are_errors(env, fp32_artifact):
+    from srgan_fast import engines
+    from srgan_fast.errors import SrganError
+
+    with pytest.raises(SrganError, match=r"unknown option 'thread' for the openvino engine \(accepted: .*threads"):
+        engines.open_engine("openvino", "fp32", weights=env["w"], out=env["cache"], shapes=SHAPES, thread=2)
+    with pytest.raises(SrganError, match=r"unknown option 'bogus' for the openvino engine"):
+        engines.open_artifact(fp32_artifact.path, bogus=1)
+    with pytest.raises(SrganError, match=r"unknown option 'chanels_last' for the torch engine \(accepted: "
+                                         r"channels_last, device\)"):
+        engines.open_engine("torch", "fp32", weights=env["w"], chanels_last=True)
+
+
+def test_openvino_compiled_model_cache_sits_beside_the_artifact(fp32_artifact, tmp_path):
+    from srgan_fast import engines
+
+    path = _copy(fp32_artifact, tmp_path)
+    with engines.open_artifact(path) as engine:
+        assert engine(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+    blobs = list((path.parent / "openvino_cache").iterdir())
+    assert blobs, "the second open should find OpenVINO's compiled model here"
+    with engines.open_artifact(path) as engine:  # reopened from its cache: same results
+        assert engine(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_builds_leave_the_home_cache_alone(env, private_artifact_cache):
+    """Without --out, builds go to $SRGAN_FAST_CACHE (set for the whole session by conftest),
+    never into the user's ~/.cache/srgan_fast (issue 13)."""
+    from conftest import REAL_CACHE
+
+    from srgan_fast.build import ensure_artifact
+
+    def snapshot():
+        if not REAL_CACHE.exists():
+            return None
+        return sorted((str(p), p.stat().st_mtime_ns) for p in REAL_CACHE.rglob("*"))
+
+    before = snapshot()
+    record = ensure_artifact(env["w"], "fp32", "openvino", shapes="1x8x8:1x8x8:1x8x8", log=lambda m: None)
+    assert private_artifact_cache in record.path.parents
+    assert snapshot() == before

@@ -18,7 +18,7 @@ SHAPES = [(1, 3, 17, 23), (2, 3, 16, 20), (1, 3, 1, 1)]
 @pytest.fixture(scope="session")
 def engine_env(tmp_path_factory):
     """Tiny weights on disk, a calibration folder of small images, and an empty cache."""
-    from srgan_fast.export import synthetic_images
+    from srgan_fast.datasets import synthetic_images
     from srgan_fast.imageio import Image, write_image
 
     root = tmp_path_factory.mktemp("engines")
@@ -38,8 +38,9 @@ def _engine(env, backend, precision):
 
     key = (backend, precision)
     if key not in _opened:
+        calib = {"calib": env["calib"]} if precision == "int8" else {}  # --calib is for int8/fp16 only
         _opened[key] = engines.open_engine(backend, precision, weights=env["weights"], out=env["cache"],
-                                           calib=env["calib"], log=lambda m: None)
+                                           log=lambda m: None, **calib)
     return _opened[key]
 
 
@@ -94,7 +95,7 @@ def test_openvino_runs_the_precision_it_reports(engine_env):
 
 @pytest.mark.skipif(not has_module("openvino"), reason="openvino is not installed")
 def test_open_engine_cache_hit_and_sidecar(engine_env):
-    from srgan_fast.artifacts import ensure_artifact
+    from srgan_fast.build import ensure_artifact
 
     _engine(engine_env, "openvino", "fp32")
     art = ensure_artifact(engine_env["weights"], "fp32", "openvino", out=engine_env["cache"])

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxrun
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from srgan_fast.export import export_onnx
+    from srgan_fast.build.export import export_onnx
 
     g = make_tiny_generator(per_channel_prelu=True)
     path = export_onnx(g, tmp_path_factory.mktemp("export") / "g.onnx", metadata={"test": "yes"})
@@ -42,7 +42,7 @@ def test_graph_is_clean_dynamic_and_checked(exported):
 
 @pytest.mark.parametrize("shape", [(1, 3, 17, 23), (2, 3, 8, 9), (1, 3, 1, 1)])
 def test_export_matches_torch_on_any_shape(exported, shape):
-    from srgan_fast.export import reference_outputs, run_onnx
+    from srgan_fast.build.export import reference_outputs, run_onnx
     from srgan_fast.parity import assert_close
 
     g, path = exported
@@ -56,7 +56,8 @@ def test_export_matches_torch_on_any_shape(exported, shape):
 def test_fp16_graph_keeps_fp32_io_and_matches(exported, tmp_path):
     import onnx
 
-    from srgan_fast.export import activation_ranges, convert_fp16, emulate_onnx, reference_outputs, run_onnx
+    from srgan_fast.build.export import reference_outputs, run_onnx
+    from srgan_fast.build.fp16 import activation_ranges, convert_fp16, emulate_onnx
     from srgan_fast.parity import assert_close
 
     g, path = exported
@@ -85,8 +86,8 @@ def test_fp16_safety_keeps_overflowing_layers_in_fp32(exported, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from srgan_fast.export import (FP16_SAFE_LIMIT, activation_ranges, convert_fp16, emulate_onnx,
-                                   reference_outputs, run_onnx)
+    from srgan_fast.build.export import reference_outputs, run_onnx
+    from srgan_fast.build.fp16 import FP16_SAFE_LIMIT, activation_ranges, convert_fp16, emulate_onnx
     from srgan_fast.parity import assert_close, compare
 
     g, path = exported
@@ -123,7 +124,8 @@ def test_int8_qdq_is_symmetric_per_channel_and_close(exported, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from srgan_fast.export import quantize_int8, reference_outputs, run_onnx
+    from srgan_fast.build.export import reference_outputs, run_onnx
+    from srgan_fast.build.int8 import quantize_int8
     from srgan_fast.parity import assert_close
 
     g, path = exported
@@ -144,7 +146,7 @@ def test_int8_qdq_is_symmetric_per_channel_and_close(exported, tmp_path):
 
 def test_calibration_images(tmp_path):
     from srgan_fast.errors import SrganError
-    from srgan_fast.export import calibration_images, synthetic_images
+    from srgan_fast.datasets import calibration_images, synthetic_images
     from srgan_fast.imageio import Image, write_image
 
     a, b = synthetic_images(2, (20, 30), seed=9), synthetic_images(2, (20, 30), seed=9)

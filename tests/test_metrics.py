@@ -64,7 +64,8 @@ def test_imresize_matches_matlab_lr_images(shared_data):
 
 
 def test_bicubic_reproduces_the_paper(shared_data):
-    from srgan_fast.evaluate import bicubic, evaluate, load_pairs
+    from srgan_fast.datasets import load_pairs
+    from srgan_fast.evaluate import bicubic, evaluate
 
     set5 = evaluate(load_pairs(shared_data / "Set5"), bicubic)
     set14 = evaluate(load_pairs(shared_data / "Set14"), bicubic)

@@ -31,10 +31,13 @@ needs_trt = pytest.mark.skipif(SKIP is not None, reason=f"TensorRT unavailable: 
 SHAPES = "1x1x1:1x24x32:2x64x64"
 
 
-def test_module_imports_without_tensorrt():
+def test_modules_import_without_tensorrt():
+    import srgan_fast.engines.tensorrt_builder as builder
     import srgan_fast.engines.tensorrt_engine as te
+    import srgan_fast.engines.tensorrt_pycuda as pycuda_runner
 
-    assert callable(te.build_engine) and callable(te.open_engine) and te.TensorRTEngine.name == "tensorrt"
+    assert callable(builder.build_engine) and callable(te.from_artifact) and te.TensorRTEngine.name == "tensorrt"
+    assert callable(pycuda_runner.PycudaRunner) and callable(pycuda_runner.check_sidecar)
 
 
 @pytest.mark.skipif(SKIP is None, reason="TensorRT is available here")
@@ -110,8 +113,8 @@ def test_parser_errors_are_all_reported(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from srgan_fast.artifacts import parse_shapes
-    from srgan_fast.engines.tensorrt_engine import build_engine
+    from srgan_fast.artifact import parse_shapes
+    from srgan_fast.engines.tensorrt_builder import build_engine
     from srgan_fast.errors import SrganError
 
     x = helper.make_tensor_value_info("lr", TensorProto.FLOAT, ["n", 3, "h", "w"])
@@ -132,7 +135,7 @@ def test_pycuda_runner_matches_torch_runtime_and_checks_sidecar(trt_env, tmp_pat
     pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
     import shutil
 
-    from srgan_fast.engines.tensorrt_engine import PycudaRunner
+    from srgan_fast.engines.tensorrt_pycuda import PycudaRunner
     from srgan_fast.errors import SrganError
     from srgan_fast.parity import assert_close
 
@@ -146,8 +149,10 @@ def test_pycuda_runner_matches_torch_runtime_and_checks_sidecar(trt_env, tmp_pat
     assert_close(out, engine(x).cpu(), "fp32", atol=1e-3)  # same engine, two runtimes
     copy = tmp_path / "model.engine"
     shutil.copyfile(engine.path, copy)
-    sc = dict(engine.sidecar)
-    sc["libraries"] = {**sc["libraries"], "tensorrt": "0.0.1"}
-    (tmp_path / "model.engine.json").write_text(json.dumps(sc))
+    from srgan_fast.artifact import seal
+
+    sc = json.loads(json.dumps(engine.sidecar))
+    sc["libraries"]["tensorrt"] = "0.0.1"
+    (tmp_path / "model.engine.json").write_text(json.dumps(seal(sc)))
     with pytest.raises(SrganError, match="rebuild"):
         PycudaRunner(copy)
