@@ -30,6 +30,8 @@ def parse_args(argv):
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_video_arguments(p)
+    from ..jobs.options import add_job_arguments
+    add_job_arguments(p)
     return p.parse_args(argv)
 
 
@@ -42,12 +44,17 @@ def options_from_args(args) -> VideoOptions:
 def run_video(args, open_engine) -> dict:
     """The whole video job for parsed ``args``: every check before ``open_engine()`` is called."""
     from ..jobs.signals import terminate_as_interrupt
+    from ..jobs.video_job import run_from_args
     from .pipeline import upscale_video
 
     opts = options_from_args(args)
     probe(args.input, args.output, opts.overwrite)    # bad input fails before the slow engine load
-    with terminate_as_interrupt(), open_engine() as engine:
-        return upscale_video(args.input, args.output, engine, opts)
+    with terminate_as_interrupt():
+        stats = run_from_args(args, opts, open_engine)
+        if stats is not None:
+            return stats
+        with open_engine() as engine:
+            return upscale_video(args.input, args.output, engine, opts)
 
 
 @cli

@@ -51,9 +51,9 @@ def upscale_video(src, dst, engine, options: VideoOptions | None = None, **kw) -
 def run_pass(inp, vin, src, dst, tmp, engine, opts: VideoOptions, segment=None, bar=None) -> dict:
     """Decode, upscale and encode into ``tmp`` (a file named like ``dst``).
 
-    ``segment`` (lo_pts, hi_pts, seek_pts): only the frames with lo_pts <= pts < hi_pts, video
-    alone, decoding from the keyframe at seek_pts (a part of a segmented job). ``bar``: a
-    progress bar to update instead of making one."""
+    ``segment`` (lo_pts, hi_pts, first_pts): only the frames with lo_pts <= pts < hi_pts, video
+    alone, decoding from the keyframe at or before first_pts, whose frame gets timestamp 0 (a
+    part of a segmented job). ``bar``: a progress bar to update instead of making one."""
     lib = av()
     lo, hi, seek = segment or (None, None, None)
     source = demux(inp, vin, video_only=segment is not None)
@@ -69,7 +69,7 @@ def run_pass(inp, vin, src, dst, tmp, engine, opts: VideoOptions, segment=None, 
     try:
         plan = plan_output(lib, inp, vin, out, src, dst, first, opts, opts.log or _warn,
                            others=segment is None)
-        plan.lo_pts, plan.hi_pts = lo, hi
+        plan.lo_pts, plan.hi_pts, plan.origin_pts = lo, hi, seek
         own_bar = bar is None and opts.progress
         if own_bar:
             bar = progress_bar(vin, plan, opts.max_frames)

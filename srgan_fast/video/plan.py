@@ -45,6 +45,7 @@ class Plan:
     end: float | None = None
     lo_pts: int | None = None        # a segment's bounds in source pts (None: the range's)
     hi_pts: int | None = None
+    origin_pts: int | None = None    # source pts that becomes output pts 0 (None: range start)
     warnings: list = field(default_factory=list)
     streams: list = field(default_factory=list)  # per non-video input stream: what happened
 

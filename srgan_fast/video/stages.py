@@ -73,6 +73,8 @@ class _Clock:
         self.plan, self.tb = plan, vin.time_base
         self.step = max(1, round(1 / (frame_rate(vin) * vin.time_base)))   # one frame
         self.offset = round(plan.start / vin.time_base) if plan.start is not None else 0
+        if plan.origin_pts is not None:       # a part: its own first frame is at 0
+            self.offset = plan.origin_pts
         self.last_pts = self.last_out = self.last_end = None
 
     def source_pts(self, frame) -> int:

@@ -1,0 +1,83 @@
+"""How to open the job's engine in another process: a small picklable recipe."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    backend: str = "auto"
+    precision: str = "fp32"
+    weights: str | None = None         # weights file (None: the shipped default)
+    artifact: str | None = None        # a built artifact (--engine) instead of backend+weights
+    device: str | None = None          # e.g. cuda:1; None: the backend's default
+    threads: int | None = None         # CPU threads for this engine
+
+    @classmethod
+    def from_args(cls, args) -> "EngineSpec":
+        from ..checkpoints import model_weights
+
+        artifact = getattr(args, "engine", None)
+        weights = None
+        if not artifact:
+            weights = str(model_weights(getattr(args, "model", None), getattr(args, "weights", None)))
+        return cls(backend=args.backend, precision=args.precision, weights=weights,
+                   artifact=str(artifact) if artifact else None)
+
+    def on(self, device: str | None, threads: int | None) -> "EngineSpec":
+        return replace(self, device=device, threads=threads)
+
+    def identity(self) -> dict:
+        """What about the engine changes the output bytes (for a job's manifest)."""
+        from .manifest import file_sha256
+
+        path = self.artifact or self.weights
+        ident = {"backend": self.backend, "precision": self.precision}
+        if path and Path(path).is_file():
+            ident["model_sha256"] = file_sha256(path)
+            from ..checkpoints import model_name
+            ident["model"] = model_name(path) or Path(path).name
+        elif path:
+            ident["model"] = str(path)
+        return ident
+
+    def open(self):
+        """Open the engine in this process, with its device and thread count."""
+        from .. import engines
+
+        if self.threads:
+            import torch
+            torch.set_num_threads(self.threads)
+        options = {}
+        if self.device:
+            options["device"] = self.device
+        backend = engines.default_backend() if self.backend == "auto" else self.backend
+        if self.threads and backend == "openvino":
+            options["threads"] = self.threads
+        if self.artifact:
+            return engines.load_artifact(self.artifact, **options)
+        return engines.open_engine(backend, self.precision, weights=self.weights, **options)
+
+
+def worker_slots(workers: int, devices: str | None) -> list[tuple[str | None, int | None]]:
+    """(device, threads) for each worker: GPUs round-robin, else the CPU cores split evenly."""
+    import torch
+
+    if devices:
+        devs = [d.strip() for d in devices.split(",") if d.strip()]
+    elif torch.cuda.is_available():
+        devs = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    else:
+        devs = []
+    if devs and all(d.startswith("cuda") for d in devs):
+        return [(devs[i % len(devs)], None) for i in range(workers)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, (cores or 1) // workers)
+    return [(devs[i % len(devs)] if devs else None, threads) for i in range(workers)]
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr)

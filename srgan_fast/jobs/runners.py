@@ -1,0 +1,44 @@
+"""Run a job's items (video parts, images) in this process, on local workers, or on Ray.
+
+Every runner takes the same items (objects with ``key``, ``units`` and ``run(engine, bar)``)
+and calls ``on_done(item, result)`` in this process as each finishes, so the job's state (a
+manifest, a count) is kept in one place whatever runs the items.
+"""
+from __future__ import annotations
+
+
+class InlineRunner:
+    """Items one after another on one engine, opened only if there is work to do."""
+
+    def __init__(self, open_engine):
+        self.open_engine = open_engine
+
+    def run(self, items, on_done, bar=None) -> None:
+        if not items:
+            return
+        engine = self.open_engine()
+        try:
+            for item in items:
+                on_done(item, item.run(engine, bar))
+        finally:
+            engine.close()
+
+
+def make_runner(args, open_engine, spec=None):
+    """The runner ``args`` ask for: --ray, --workers N (N > 1), else this process."""
+    from ..errors import SrganError
+    from .engine_spec import EngineSpec, worker_slots
+
+    workers = getattr(args, "workers", 1) or 1
+    if workers < 1:
+        raise SrganError("--workers must be at least 1")
+    ray_address = getattr(args, "ray", None)
+    if ray_address:
+        from .ray_runner import RayRunner
+        return RayRunner(spec or EngineSpec.from_args(args), ray_address,
+                         None if workers == 1 else workers, getattr(args, "devices", None))
+    if workers > 1:
+        from .pool import PoolRunner
+        return PoolRunner(spec or EngineSpec.from_args(args),
+                          worker_slots(workers, getattr(args, "devices", None)))
+    return InlineRunner(open_engine)

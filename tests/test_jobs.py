@@ -1,0 +1,284 @@
+"""Long video jobs: segments at keyframes, resume, local workers, Ray (issue 11).
+
+Tiny clips (32x24, 24 fps, a keyframe every 6 frames, AAC audio) and the tiny torch generator,
+so each run takes seconds. The reference is an uninterrupted single-process segmented run; every
+other way of running the same job must decode to exactly its frames.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+
+from srgan_fast import video  # noqa: E402
+from srgan_fast.errors import SrganError  # noqa: E402
+
+W, H, FPS, GOP = 32, 24, 24, 6
+TESTS = Path(__file__).parent
+
+
+def make_clip(path, n=24, gop=GOP):
+    """A moving gradient with a keyframe every ``gop`` frames and a stereo AAC sine."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=FPS, options={
+            "preset": "ultrafast", "crf": "10", "g": str(gop), "keyint_min": str(gop),
+            "sc_threshold": "0"})
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        a = c.add_stream("aac", rate=44100)
+        a.layout = "stereo"
+        for i in range(n):
+            img = np.zeros((H, W, 3), np.uint8)
+            img[..., 0] = (np.arange(W) * 8 + i * 10) % 256
+            img[..., 1] = (np.arange(H)[:, None] * 9) % 256
+            img[4:12, (2 * i) % W:(2 * i) % W + 6, 2] = 250
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+        samples = int(n / FPS * 44100)
+        sig = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)
+        for s0 in range(0, samples, 1024):
+            chunk = np.ascontiguousarray(np.stack([sig[s0:s0 + 1024]] * 2))
+            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            fr.sample_rate, fr.pts = 44100, s0
+            c.mux(a.encode(fr))
+        c.mux(a.encode())
+    return Path(path)
+
+
+def decoded(path):
+    """(timestamp, RGB bytes) of every frame: what 'the same frames' means."""
+    with av.open(str(path)) as c:
+        return [(f.pts * f.time_base, f.to_ndarray(format="rgb24").tobytes())
+                for f in c.decode(c.streams.video[0])]
+
+
+def audio_packets(path):
+    with av.open(str(path)) as c:
+        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from conftest import make_tiny_generator
+
+    from srgan_fast.checkpoints import save_generator
+
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_generator(make_tiny_generator(), path, dtype=torch.float32)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def cli_args(src, dst, weights, *extra):
+    return [str(src), str(dst), "--backend", "torch", "--weights", str(weights), "--no-progress",
+            "--segment-seconds", "0.25", *map(str, extra)]
+
+
+@pytest.fixture(scope="module")
+def reference(clip, weights, tmp_path_factory):
+    """The uninterrupted single-process segmented run."""
+    dst = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    assert video.main(cli_args(clip, dst, weights)) == 0
+    return dst, decoded(dst)
+
+
+def test_segments_start_at_keyframes_and_cover_every_frame_once(clip):
+    from srgan_fast.jobs.segments import index_source, plan_segments
+
+    index = index_source(clip)
+    segs = plan_segments(index, 0.25, video.VideoOptions())
+    assert [s.frames for s in segs] == [6, 6, 6, 6]
+    assert [s.first_frame for s in segs] == [0, 6, 12, 18]
+    assert all(s.lo_pts in index.keyframes for s in segs[1:])
+    assert segs[0].lo_pts is None and segs[-1].hi_pts is None
+    # Longer segments: at least 0.3 s, so every second keyframe; a range cuts the ends.
+    assert [s.frames for s in plan_segments(index, 0.3, video.VideoOptions())] == [12, 12]
+    part = plan_segments(index, 0.25, video.VideoOptions(start=0.1, duration=0.5))
+    assert [s.frames for s in part] == [9, 3]              # frames 3..11, 12..14
+
+
+def test_segmented_run_keeps_every_frame_time_and_audio(clip, weights, reference):
+    dst, frames = reference
+    src_times = [t for t, _ in decoded(clip)]
+    assert [t for t, _ in frames] == src_times
+    assert audio_packets(dst) == audio_packets(clip)
+    assert not (dst.parent / f"{dst.name}.parts").exists()       # removed after the join
+    one_pass = dst.parent / "one_pass.mp4"
+    assert video.main(cli_args(clip, one_pass, weights, "--segment-seconds", "0")) == 0
+    # Parts restart the encoder at each keyframe, so pixels differ slightly from one pass...
+    a = np.frombuffer(b"".join(f for _, f in frames), np.uint8).astype(float)
+    b = np.frombuffer(b"".join(f for _, f in decoded(one_pass)), np.uint8).astype(float)
+    assert 10 * np.log10(255**2 / np.mean((a - b) ** 2)) > 35      # ...but not visibly
+
+
+def test_resume_keeps_good_parts_and_redoes_a_corrupt_one(clip, weights, reference, tmp_path,
+                                                           capsys):
+    dst = tmp_path / "out.mp4"
+    assert video.main(cli_args(clip, dst, weights, "--keep-parts")) == 0
+    work = tmp_path / "out.mp4.parts"
+    manifest = json.loads((work / "manifest.json").read_text())
+    assert sorted(manifest["done"]) == ["0", "1", "2", "3"]
+    assert manifest["settings"]["crf"] == 18 and "model_sha256" in manifest["settings"]
+    part = work / "part-00002.mov"
+    part.write_bytes(part.read_bytes()[:-100])           # truncated: must be redone
+    dst.unlink()
+    capsys.readouterr()
+    assert video.main(cli_args(clip, dst, weights)) == 0
+    assert "resuming: 3 of 4 segments already done" in capsys.readouterr().err
+    assert decoded(dst) == reference[1]
+    assert not work.exists()
+
+
+def test_changed_settings_are_refused_until_restart(clip, weights, tmp_path, capsys):
+    dst = tmp_path / "out.mp4"
+    assert video.main(cli_args(clip, dst, weights, "--keep-parts", "--duration", "0.3")) == 0
+    dst.unlink()
+    capsys.readouterr()
+    assert video.main(cli_args(clip, dst, weights, "--crf", "30", "--duration", "0.3")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "crf 18.0 -> 30.0" in err and "--restart" in err
+    assert not dst.exists()
+    assert video.main(cli_args(clip, dst, weights, "--crf", "30", "--duration", "0.3",
+                               "--restart")) == 0
+    assert "resuming" not in capsys.readouterr().err and len(decoded(dst)) == 8   # t < 0.3 s
+
+
+def test_disk_full_in_a_part_is_one_line_and_keeps_finished_parts(clip, weights, tmp_path,
+                                                                  capsys, monkeypatch):
+    import errno
+
+    from srgan_fast.jobs import parts
+
+    real, calls = parts.atomic_output, []
+
+    def filling(path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise SrganError(f"{path}: no space left on the device "
+                             f"(nothing was written under that name)") from OSError(errno.ENOSPC, "full")
+        return real(path)
+
+    monkeypatch.setattr(parts, "atomic_output", filling)
+    dst = tmp_path / "out.mp4"
+    assert video.main(cli_args(clip, dst, weights)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no space left" in err
+    done = json.loads((tmp_path / "out.mp4.parts" / "manifest.json").read_text())["done"]
+    assert sorted(done) == ["0", "1"] and not dst.exists()
+
+
+SLOW_SCRIPT = """
+import sys, time
+from srgan_fast import video
+from srgan_fast.checkpoints import load_generator
+from srgan_fast.engines.torch_engine import TorchEngine
+import srgan_fast.engines as engines
+
+class Slow(TorchEngine):
+    def _run(self, lr):
+        time.sleep(0.15)
+        return super()._run(lr)
+
+engines.open_engine = lambda *a, **k: Slow(load_generator(k["weights"]), device="cpu")
+sys.exit(video.main({argv!r}))
+"""
+
+
+def _start(argv, cwd):
+    script = SLOW_SCRIPT.format(argv=[str(a) for a in argv])
+    return subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                            cwd=cwd)
+
+
+def _wait_for_parts(work, n, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        m = work / "manifest.json"
+        if m.is_file():
+            try:
+                if len(json.loads(m.read_text())["done"]) >= n:
+                    return
+            except ValueError:
+                pass
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    raise AssertionError("no part finished in time")
+
+
+def test_ctrl_c_then_sigkill_then_resume_gives_the_same_frames(clip, weights, reference,
+                                                               tmp_path):
+    dst = tmp_path / "out.mp4"
+    work = tmp_path / "out.mp4.parts"
+    argv = cli_args(clip, dst, weights, "--batch", "1")
+    proc = _start(argv, TESTS.parent)
+    _wait_for_parts(work, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert not dst.exists() and json.loads((work / "manifest.json").read_text())["done"]
+    proc = _start(argv, TESTS.parent)
+    _wait_for_parts(work, 2, proc)
+    proc.kill()                                            # SIGKILL: no chance to clean up
+    proc.communicate(timeout=60)
+    assert not dst.exists()
+    proc = _start(argv, TESTS.parent)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    kept = [line for line in err.splitlines() if line.startswith("resuming:")]
+    assert len(kept) == 1 and int(kept[0].split()[1]) >= 2, err
+    assert decoded(dst) == reference[1]
+    assert audio_packets(dst) == audio_packets(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
+        clip, weights, reference, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "srgan_fast.video",
+                             *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")],
+                            stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
+    work, killed, t0 = tmp_path / "out.mp4.parts", False, time.time()
+    while proc.poll() is None and not killed and time.time() - t0 < 120:
+        if any(work.glob("*.partial*")):                   # a worker is writing a part
+            workers = [c for c in psutil.Process(proc.pid).children()
+                       if "spawn_main" in " ".join(c.cmdline())]
+            if workers:
+                workers[0].kill()
+                killed = True
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert killed, "the job ended before a worker could be killed"
+    assert decoded(dst) == reference[1]
+
+
+def test_workers_need_segments(clip, weights, tmp_path, capsys):
+    rc = video.main(cli_args(clip, tmp_path / "o.mp4", weights, "--workers", "2",
+                             "--segment-seconds", "0"))
+    assert rc == 2 and "segments" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("ray"),
+                    reason="ray is not installed (pip install 'srgan_fast[distributed]')")
+def test_ray_gives_the_same_frames(clip, weights, reference, tmp_path):
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "srgan_fast.video",
+                           *cli_args(clip, dst, weights, "--ray")],
+                          stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=600,
+                          env={**os.environ, "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert decoded(dst) == reference[1]
