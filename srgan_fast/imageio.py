@@ -1,25 +1,37 @@
-"""Reading and writing images, colour conversions, and the checks that keep bad input out.
+"""Reading images, colour conversions, and the checks that keep bad input out.
 
-Every image enters as an ``Image``: RGB float32 CHW in [0, 1], an optional alpha plane, and what
-is needed to write it back the way it came (grey or colour, 8 or 16 bits). Writing goes to a
-temporary name in the output folder and is renamed only when complete.
+Every image enters as an ``Image``: RGB float32 CHW in [0, 1], an optional alpha plane, what is
+needed to write it back the way it came (grey or colour; 8 or 16 bits, or float samples) and the
+colour metadata worth keeping (ICC profile, EXIF, resolution). EXIF orientation is applied on
+reading, so pixels are upright and the written file carries no orientation tag. Writing lives in
+``imagewrite`` (re-exported here).
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .atomic import atomic_output
+from .atomic import atomic_output  # noqa: F401 - re-exported for the video path
 from .errors import SrganError
 
+# Still-image formats read and written. GIF is read (single-frame only), never written.
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+INPUT_EXTS = IMAGE_EXTS | {".gif"}
 MAX_INPUT_PIXELS = 64_000_000  # refuse decompression bombs before decoding them
+ORIENTATION = 0x0112  # EXIF tag
+
+
+@dataclass
+class Meta:
+    """Metadata carried from input to output."""
+
+    icc: bytes | None = None      # ICC colour profile, written back unchanged
+    exif: object | None = None    # PIL Exif without the orientation tag
+    dpi: tuple[float, float] | None = None
 
 
 @dataclass
@@ -27,7 +39,8 @@ class Image:
     rgb: torch.Tensor  # (3, H, W) float32 in [0, 1]
     alpha: torch.Tensor | None = None  # (H, W) float32 in [0, 1]
     gray: bool = False
-    bits: int = 8
+    bits: int = 8  # 8 or 16 bits per sample, or 32 for float samples in [0, 1]
+    meta: Meta = field(default_factory=Meta)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -65,77 +78,136 @@ def _read_png16(path: Path) -> np.ndarray | None:
         height, width, info["planes"])
 
 
+def _read_tiff16(path: Path, im) -> np.ndarray | None:
+    """16-bit colour TIFFs: Pillow reads them as 8 bits, so decode with tifffile."""
+    if im.format != "TIFF" or im.mode not in ("RGB", "RGBA", "RGBX"):
+        return None
+    bits = im.tag_v2.get(258, (8,))
+    if max(bits if isinstance(bits, tuple) else (bits,)) != 16:
+        return None
+    import tifffile
+
+    arr = tifffile.imread(str(path), key=0)
+    return arr.astype(np.uint16) if arr.dtype.kind == "u" and arr.ndim == 3 and arr.shape[2] in (3, 4) else None
+
+
 def read_image(path) -> Image:
-    """Read an image file; raises SrganError with one line for anything that is not a usable image."""
+    """Read a still image; raises SrganError with one line for anything that is not usable."""
     from PIL import Image as PILImage
 
     path = Path(path)
     check_input_file(path, "an image")
     try:
         with PILImage.open(path) as im:
-            w, h = im.size
-            if w * h > MAX_INPUT_PIXELS:
-                raise SrganError(f"{path}: declares {w}x{h} pixels, over the "
-                                 f"{MAX_INPUT_PIXELS // 1_000_000} MP limit")
-            if w < 1 or h < 1:
-                raise SrganError(f"{path}: has no pixels ({w}x{h})")
-            arr = _read_png16(path) if im.format == "PNG" else None
+            _check_header(path, im)
+            arr = _read_png16(path) if im.format == "PNG" else _read_tiff16(path, im)
             if arr is None:
                 im.load()
-                arr = _pil_to_array(im)
+                arr = _pil_to_array(path, im)
+            meta, orientation = _metadata(im)
     except SrganError:
         raise
     except PILImage.DecompressionBombError:
         raise SrganError(f"{path}: declares far more than the {MAX_INPUT_PIXELS // 1_000_000} MP limit") from None
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as e:
         raise SrganError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
-    return array_to_image(arr)
+    img = array_to_image(upright(arr, orientation))
+    img.meta = meta
+    return img
 
 
-def _pil_to_array(im) -> np.ndarray:
+def _check_header(path: Path, im) -> None:
+    w, h = im.size
+    if w * h > MAX_INPUT_PIXELS:
+        raise SrganError(f"{path}: declares {w}x{h} pixels, over the {MAX_INPUT_PIXELS // 1_000_000} MP limit")
+    if w < 1 or h < 1:
+        raise SrganError(f"{path}: has no pixels ({w}x{h})")
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and im.format in ("GIF", "PNG", "WEBP"):
+        raise SrganError(f"{path}: animated image ({frames} frames); only still images are upscaled: "
+                         f"convert it to a video (e.g. ffmpeg -i {path.name} out.mp4) and upscale that")
+
+
+def _metadata(im) -> tuple[Meta, int]:
+    """ICC profile, EXIF (orientation removed, returned apart) and resolution of an open image."""
+    exif = im.getexif()
+    orientation = int(exif.get(ORIENTATION, 1) or 1)
+    exif.pop(ORIENTATION, None)
+    dpi = im.info.get("dpi")
+    try:
+        dpi = (float(dpi[0]), float(dpi[1])) if dpi and float(dpi[0]) > 0 and float(dpi[1]) > 0 else None
+    except (TypeError, ValueError, IndexError):
+        dpi = None
+    icc = im.info.get("icc_profile") if im.mode != "CMYK" else None  # CMYK is converted to sRGB
+    return Meta(icc=icc or None, exif=exif if len(exif) else None, dpi=dpi), orientation
+
+
+def upright(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an HW[C] array, as a camera viewer would."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _pil_to_array(path: Path, im) -> np.ndarray:
+    """Any Pillow mode -> HW / HWC uint8 or uint16, or HW float32 in [0, 1]."""
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(im, dtype=np.uint16)
-    if mode in ("I", "F"):  # 32-bit grey: clip into 16 bits
-        a = np.asarray(im, dtype=np.float64)
-        return np.clip(a, 0, 65535).astype(np.uint16)
-    if mode == "1":
-        im = im.convert("L")
-    elif mode in ("P", "PA"):
-        im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-        im = im.convert("RGB")
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    if mode == "I":  # 32-bit integer grey: accepted when it fits 16 bits (how Pillow opens some 16-bit files)
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise SrganError(f"{path}: 32-bit integer samples outside 0..65535 ({a.min()}..{a.max()}) "
+                             "are not supported; convert to 16 bits")
+        return a.astype(np.uint16)
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all() or (a.size and (a.min() < 0 or a.max() > 1)):
+            lo, hi = np.nanmin(a), np.nanmax(a)
+            raise SrganError(f"{path}: float samples must lie in [0, 1] (found {lo:g}..{hi:g}); "
+                             "rescale the image first")
+        return a
+    if mode in ("L", "RGB") and "transparency" in im.info:  # a tRNS colour key: real alpha
+        return np.asarray(im.convert(mode.replace("L", "LA") if mode == "L" else "RGBA"))
+    if mode == "CMYK" and im.info.get("icc_profile"):
+        im = _cmyk_to_srgb(im)
+    conversions = {"1": "L", "La": "LA", "PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB",
+                   "P": "RGBA" if "transparency" in im.info else "RGB",
+                   "CMYK": "RGB", "YCbCr": "RGB", "HSV": "RGB"}
+    if mode in conversions:
+        im = im.convert(conversions[mode])
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        im = im.convert("RGBA")
+        raise SrganError(f"{path}: image mode {mode} is not supported")
     return np.asarray(im)
 
 
+def _cmyk_to_srgb(im):
+    """A CMYK image with its own profile, converted to sRGB through that profile (Little CMS)."""
+    import io
+
+    from PIL import ImageCms
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+        return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError):
+        return im.convert("RGB")
+
+
 def array_to_image(arr: np.ndarray) -> Image:
-    """HW / HWC uint8 or uint16 array (1-4 channels) -> Image."""
-    bits = 16 if arr.dtype == np.uint16 else 8
-    scale = 65535.0 if bits == 16 else 255.0
+    """HW / HWC uint8, uint16 or float32 ([0, 1]) array (1-4 channels) -> Image."""
+    bits = {np.dtype(np.uint16): 16, np.dtype(np.float32): 32}.get(arr.dtype, 8)
+    scale = {16: 65535.0, 32: 1.0}.get(bits, 255.0)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    t = torch.from_numpy(arr.astype(np.float32) / scale).permute(2, 0, 1)
+    t = torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).float() / scale
     c = t.shape[0]
     gray = c in (1, 2)
     rgb = t[:1].expand(3, -1, -1).contiguous() if gray else t[:3].contiguous()
     alpha = t[-1].contiguous() if c in (2, 4) else None
     return Image(rgb=rgb, alpha=alpha, gray=gray, bits=bits)
-
-
-def image_to_array(img: Image) -> np.ndarray:
-    """Image -> HW / HWC uint8 or uint16 array in the layout the image came with."""
-    planes = [rgb_to_gray(img.rgb)[None]] if img.gray else [img.rgb]
-    if img.alpha is not None:
-        planes.append(img.alpha[None])
-    t = torch.cat(planes).clamp(0, 1)
-    if img.bits == 16:
-        arr = (t * 65535.0).round().to(torch.int32).numpy().astype(np.uint16)
-    else:
-        arr = (t * 255.0).round().to(torch.uint8).numpy()
-    arr = arr.transpose(1, 2, 0)
-    return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
 
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:
@@ -150,39 +222,6 @@ def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
     return 16.0 + 65.481 * r + 128.553 * g + 24.966 * b
 
 
-def write_image(path, img: Image) -> None:
-    """Write ``img`` to ``path`` atomically; the format follows the extension."""
-    from PIL import Image as PILImage
-
-    path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in IMAGE_EXTS:
-        raise SrganError(f"{path}: unsupported output extension {path.suffix!r} "
-                         f"(use one of {', '.join(sorted(IMAGE_EXTS))})")
-    if ext in (".jpg", ".jpeg", ".bmp") and (img.bits == 16 or img.alpha is not None):
-        # These formats cannot hold the extra data: keep the picture, drop what cannot be stored.
-        img = Image(rgb=img.rgb, alpha=None, gray=img.gray, bits=8)
-    arr = image_to_array(img)
-    with atomic_output(path) as tmp:
-        if arr.dtype == np.uint16 and arr.ndim == 3:
-            if ext != ".png":
-                arr = (arr.astype(np.uint32) // 257).astype(np.uint8)
-            else:
-                _write_png16(tmp, arr)
-                return
-        options = {"quality": 95} if ext in (".jpg", ".jpeg", ".webp") else {}
-        PILImage.fromarray(arr).save(tmp, **options)
-
-
-def _write_png16(path: Path, arr: np.ndarray) -> None:
-    import png
-
-    h, w, c = arr.shape
-    writer = png.Writer(w, h, greyscale=False, alpha=(c == 4), bitdepth=16)
-    with open(path, "wb") as f:
-        writer.write(f, arr.reshape(h, w * c))
-
-
 def list_images(folder) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name (hidden files skipped)."""
     folder = Path(folder)
@@ -190,6 +229,19 @@ def list_images(folder) -> list[Path]:
                   if p.suffix.lower() in IMAGE_EXTS and p.is_file() and not p.name.startswith("."))
 
 
+def quantize(t: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """[0, 1] float -> uint8 / 16-bit integers (int32 tensor) with rounding; float samples are clamped."""
+    t = t.clamp(0, 1)
+    if bits == 32:
+        return t
+    if bits == 16:
+        return (t * 65535.0).round().to(torch.int32)
+    return (t * 255.0).round().to(torch.uint8)
+
+
 def to_uint8(t: torch.Tensor) -> torch.Tensor:
     """[0, 1] float -> uint8 with rounding (the one place this quantization happens)."""
-    return (t.clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return quantize(t, 8)
+
+
+from .imagewrite import image_to_array, write_image  # noqa: E402,F401 - the writing half

@@ -44,9 +44,27 @@ def test_auto_tile_follows_budget(tiny_generator):
         tiling.auto_tile(engine, 1000, 1000, budget=1 << 20)
 
 
+@pytest.mark.parametrize("budget_mib,fixed_mib", [(64, 0), (512, 0), (512, 300), (96, 40)])
+def test_planned_working_set_respects_the_budget(tiny_generator, budget_mib, fixed_mib):
+    """What the tiler plans (tile activations and assembly) plus what the job holds elsewhere
+    (canvas, encoder) stays within the budget, at every frame size."""
+    engine = TorchEngine(tiny_generator)
+    for h, w in [(50, 70), (600, 600), (1200, 1200), (3000, 800)]:
+        p = tiling.plan(engine, h, w, budget_mib << 20, fixed_mib << 20)
+        assert p.total <= budget_mib << 20
+        assert p.working == tiling.working_set(engine, h, w, p.tile)
+        # and it is the largest such tile: one more pixel would not fit
+        if p.tile:
+            assert tiling.working_set(engine, h, w, p.tile + 1) + (fixed_mib << 20) > budget_mib << 20 or \
+                p.tile + 1 + 2 * engine.radius > max(h, w)
+    with pytest.raises(SrganError, match="output and its encoding alone need 600 MiB"):
+        tiling.plan(engine, 1000, 1000, 512 << 20, 600 << 20)
+
+
 def test_budget_tiling_is_exact(tiny_generator):
     engine = TorchEngine(tiny_generator)
     x = torch.rand(1, 3, 60, 64)  # 3840 LR pixels: more than the budget's 44x44 window
-    budget = (20 + 2 * engine.radius) ** 2 * engine.bytes_per_lr_pixel
-    assert tiling.auto_tile(engine, 60, 64, budget) == 20
+    fixed = 3 * 240 * 256 * 4  # tiling.upscale's float result
+    budget = tiling.working_set(engine, 60, 64, 20) + fixed
+    assert tiling.auto_tile(engine, 60, 64, budget, fixed=fixed) == 20
     assert_close(tiling.upscale(engine, x, budget=budget), tiling.upscale(engine, x, tile=0), "fp32", atol=1e-5, rtol=0)
