@@ -23,6 +23,10 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 INPUT_EXTS = IMAGE_EXTS | {".gif"}
 MAX_INPUT_PIXELS = 64_000_000  # refuse decompression bombs before decoding them
 ORIENTATION = 0x0112  # EXIF tag
+# EXIF IFD0 tags worth carrying over (description, camera, dates, authorship, the Exif and GPS
+# sub-IFDs). Everything else there describes the input's pixel layout (a TIFF's IFD0 is its
+# image structure) or is rewritten separately (resolution, ICC).
+_EXIF_KEEP = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x8769, 0x8825}
 
 
 @dataclass
@@ -131,11 +135,15 @@ def _check_header(path: Path, im) -> None:
 def _metadata(im) -> tuple[Meta, int]:
     """ICC profile, EXIF (orientation removed, returned apart) and resolution of an open image."""
     exif = im.getexif()
-    orientation = int(exif.get(ORIENTATION, 1) or 1)
-    exif.pop(ORIENTATION, None)
-    dpi = im.info.get("dpi")
     try:
-        dpi = (float(dpi[0]), float(dpi[1])) if dpi and float(dpi[0]) > 0 and float(dpi[1]) > 0 else None
+        orientation = int(exif.get(ORIENTATION, 1) or 1)
+    except (TypeError, ValueError):
+        orientation = 1
+    for tag in [t for t in exif if t not in _EXIF_KEEP]:
+        del exif[tag]
+    dpi = im.info.get("dpi")
+    try:  # 1 dpi is a writer's placeholder, never a real resolution
+        dpi = (float(dpi[0]), float(dpi[1])) if dpi and float(dpi[0]) > 1 and float(dpi[1]) > 1 else None
     except (TypeError, ValueError, IndexError):
         dpi = None
     icc = im.info.get("icc_profile") if im.mode != "CMYK" else None  # CMYK is converted to sRGB
