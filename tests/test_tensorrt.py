@@ -156,3 +156,171 @@ def test_pycuda_runner_matches_torch_runtime_and_checks_sidecar(trt_env, tmp_pat
     (tmp_path / "model.engine.json").write_text(json.dumps(seal(sc)))
     with pytest.raises(SrganError, match="rebuild"):
         PycudaRunner(copy)
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorRT 11 API names, checked without TensorRT (issue 13). The real bindings wheel cannot be
+# imported here (its libraries are download stubs on PyPI), but the names it exports can be read
+# from it: tests/data/tensorrt11_names.txt holds them (with provenance in its header); set
+# SRGAN_FAST_TRT_WHEEL to a downloaded wheel to check that list against the wheel itself.
+# ---------------------------------------------------------------------------------------------
+import ast  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+NAMES_FILE = Path(__file__).parent / "data" / "tensorrt11_names.txt"
+TRT_SOURCES = sorted((Path(__file__).resolve().parents[1] / "engines").glob("tensorrt_*.py"))
+# Variables that hold TensorRT objects in engines/tensorrt_*.py (bare or as self.<name>).
+TRT_OBJECTS = {"builder", "network", "parser", "config", "profile", "runtime", "engine", "context", "cache",
+               "inp", "t", "err"}
+# Enums whose members are checked against their own run (anchor member -> enum name).
+ENUM_ANCHORS = {"TF32": "BuilderFlag", "STRONGLY_TYPED": "NetworkDefinitionCreationFlag",
+                "WORKSPACE": "MemoryPoolType"}
+_IDENT = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+_UPPER = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def extract_names(wheel) -> dict[str, list[str]]:
+    """{section: names} read from a tensorrt bindings wheel with zipfile (nothing is imported)."""
+    z = zipfile.ZipFile(wheel)
+    so = next(n for n in z.namelist() if re.search(r"/tensorrt[^/]*\.so$", n))
+    strings = [s.decode() for s in z.read(so).split(b"\0") if _IDENT.fullmatch(s)]
+    init = ast.parse(z.read(so.rsplit("/", 1)[0] + "/__init__.py"))
+    module = {n.name for n in init.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    module |= {t.id for n in init.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    sections = {"strings": sorted({s for s in strings if not s.startswith("_")}), "module": sorted(module)}
+    for anchor, enum in ENUM_ANCHORS.items():
+        i = strings.index(anchor)
+        lo, hi = i, i
+        while lo > 0 and _UPPER.fullmatch(strings[lo - 1]):
+            lo -= 1
+        while hi + 1 < len(strings) and _UPPER.fullmatch(strings[hi + 1]):
+            hi += 1
+        sections[f"enum {enum}"] = strings[lo:hi + 1]
+    return sections
+
+
+def write_names(wheel, path=NAMES_FILE) -> None:
+    import hashlib
+
+    sections = extract_names(wheel)
+    head = ["# TensorRT Python API names, for tests/test_tensorrt.py (checked without TensorRT).",
+            f"# Source: {Path(wheel).name} from PyPI, sha256 {hashlib.sha256(Path(wheel).read_bytes()).hexdigest()},",
+            "#   read with Python's zipfile; only these names are kept.",
+            "# [strings]: every NUL-terminated identifier in the bindings' tensorrt*.so not starting with '_'",
+            "#   (the linker merges string tails: a name may be stored only as the tail of a longer one).",
+            "# [module]: names defined at the top of the wheel's tensorrt_bindings/__init__.py.",
+            "# [enum X]: the run of consecutive upper-case strings around X's anchor member, in the binary's",
+            "#   order (pybind11 enum values; a neighbouring enum's values can share the run).",
+            "# Regenerate: python tests/test_tensorrt.py --write-names WHEEL"]
+    body = [line for name, items in sections.items() for line in (f"[{name}]", *items)]
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(head + body) + "\n")
+
+
+def load_names(path=NAMES_FILE) -> dict[str, list[str]]:
+    sections, current = {}, None
+    for line in path.read_text().splitlines():
+        if line.startswith("#") or not line:
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line[1:-1], [])
+        else:
+            current.append(line)
+    return sections
+
+
+def _chain(node) -> list[str] | None:
+    """['BuilderFlag', 'TF32'] for trt.BuilderFlag.TF32; [obj, 'attr'] for builder.attr."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name) and node.id == "trt":
+        return parts[::-1]
+    if isinstance(node, ast.Name) and node.id in TRT_OBJECTS and parts:
+        return [node.id, parts[-1]]
+    if (isinstance(node, ast.Name) and node.id == "self" and len(parts) >= 2 and parts[-1] in TRT_OBJECTS):
+        return [parts[-1], parts[-2]]
+    return None
+
+
+def used_names(sources) -> set[tuple[str, ...]]:
+    """Every trt.X[.Y] chain and every attribute of a TensorRT object the sources use."""
+    found = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(Path(path).read_text())):
+            chain = _chain(node) if isinstance(node, ast.Attribute) else None
+            if chain:
+                found.add(tuple(chain))
+    return found
+
+
+def missing_names(used, sections) -> list[str]:
+    strings, module = sections["strings"], set(sections["module"])
+    known = set(strings) | module
+
+    def exists(name):  # whole string, or a merged tail of one
+        return name in known or any(s.endswith(name) for s in strings)
+
+    missing = set()
+    for chain in sorted(used):
+        head, rest = (chain[0], chain[1:]) if chain[0] in TRT_OBJECTS else (None, chain)
+        for i, name in enumerate(rest):
+            if i and rest[i - 1] in module:
+                break  # below a pure-Python name of the package (__version__.split): not the bindings
+            if name.startswith("__") and (head or i):
+                continue  # Python protocol names (__init__), not API
+            if head is None and i == 1 and f"enum {rest[0]}" in sections:
+                ok = name in sections[f"enum {rest[0]}"]
+            else:
+                ok = exists(name)
+            if not ok:
+                missing.add(".".join(([head] if head else ["trt"]) + list(rest[:i + 1])))
+    return sorted(missing)
+
+
+def _names_or_skip():
+    if not NAMES_FILE.is_file():
+        pytest.skip(f"{NAMES_FILE} is missing (regenerate it from the tensorrt-cu13-bindings wheel)")
+    return load_names()
+
+
+def test_every_tensorrt_name_the_code_uses_exists_in_tensorrt_11():
+    """Builder, runtimes and pycuda runner against TensorRT 11.4's exported names (no GPU needed):
+    catches the weak-typing BuilderFlag members and implicit INT8 calibrators TensorRT 11 removed."""
+    sections = _names_or_skip()
+    used = used_names(TRT_SOURCES)
+    assert ("NetworkDefinitionCreationFlag", "STRONGLY_TYPED") in used and ("context", "execute_async_v3") in used
+    assert len(used) > 40, sorted(used)
+    assert missing_names(used, sections) == []
+
+
+def test_the_name_check_catches_removed_tensorrt_api(tmp_path):
+    sections = _names_or_skip()
+    code = tmp_path / "old.py"
+    code.write_text("def build(trt, config, builder):\n"
+                    "    config.set_flag(trt.BuilderFlag.FP16)\n"
+                    "    config.set_flag(trt.BuilderFlag.INT8)\n"
+                    "    config.int8_calibrator = trt.IInt8EntropyCalibrator2()\n"
+                    "    builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))\n"
+                    "    config.set_flag(trt.BuilderFlag.TF32)\n")
+    assert missing_names(used_names([code]), sections) == [
+        "config.int8_calibrator", "trt.BuilderFlag.FP16", "trt.BuilderFlag.INT8", "trt.IInt8EntropyCalibrator2",
+        "trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH"]
+
+
+@pytest.mark.skipif(not os.environ.get("SRGAN_FAST_TRT_WHEEL"), reason="set SRGAN_FAST_TRT_WHEEL to a "
+                    "tensorrt-cu13-bindings wheel to check the committed name list against it")
+def test_committed_names_match_the_wheel():
+    assert extract_names(os.environ["SRGAN_FAST_TRT_WHEEL"]) == load_names()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "--write-names":
+        sys.exit("usage: python tests/test_tensorrt.py --write-names WHEEL")
+    write_names(sys.argv[2])
