@@ -7,7 +7,6 @@ downscale. Scores are on the Y channel (BT.601) of uint8 images with a 4-pixel b
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -107,10 +106,16 @@ def _weights(args):
 
 
 def _check_output(path) -> None:
-    """Refuse an unwritable --json before the work, not after it."""
+    """Refuse an unwritable --json before the work, not after it (a probe file: os.access says
+    yes to root under /proc)."""
+    import tempfile
+
     folder = Path(path).parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise SrganError(f"--json {path}: folder {folder} does not exist or is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise SrganError(f"--json {path}: cannot write in {folder} ({e.strerror})") from None
 
 
 @cli

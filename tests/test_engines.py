@@ -120,3 +120,62 @@ def test_tiled_engine_equals_whole_frame(engine_env):
     whole = engine(x)
     tiled = tiling.upscale(engine, x, tile=16)
     assert_close(tiled, whole, "fp32")
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton", "openvino", "onnxruntime", "tensorrt"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16", "int8"])
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_precision_policy_answers_every_combination(backend, precision, device):
+    """One home (srgan_fast.precision): a plan that says what runs, or one error line."""
+    from srgan_fast.errors import SrganError
+    from srgan_fast.precision import PRECISIONS, plan
+
+    if backend in ("openvino",) and device != "cpu":
+        pytest.skip("openvino here is a CPU target")
+    try:
+        p = plan(backend, precision, device)
+    except SrganError as e:
+        assert precision == "int8" and "\n" not in str(e) and ("tensorrt" in str(e) or "openvino" in str(e))
+        return
+    assert p.asked == precision and p.runs in PRECISIONS and p.note
+    assert (p.graph is None) == (backend in ("torch", "triton"))
+    if p.runs != precision:
+        assert precision in p.note  # a mapped precision is always said
+
+
+def test_int8_on_the_eager_backends_is_one_error_line(tmp_path):
+    from srgan_fast import engines
+    from srgan_fast.errors import SrganError
+
+    for backend in ("torch", "triton"):
+        with pytest.raises(SrganError, match=f"the {backend} engine has no int8 path"):
+            engines.open_engine(backend, "int8", weights=tmp_path / "never-read.safetensors")
+    with pytest.raises(SrganError, match="unknown precision 'fp8'"):
+        engines.open_engine("torch", "fp8")
+
+
+@pytest.mark.parametrize("flags,says", [({"avx512_bf16"}, "AVX512-BF16"), ({"avx512_bf16", "amx_bf16"}, "AMX")])
+def test_fp16_note_names_the_units_the_cpu_has(monkeypatch, flags, says):
+    from srgan_fast import hardware, precision
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    note = precision.plan("openvino", "fp16").note
+    assert says in note and ("AMX kernels" in note) == ("amx_bf16" in flags)
+
+
+def test_auto_picks_one_backend_everywhere(monkeypatch):
+    """engines.default_backend and the build's target come from the same function."""
+    from srgan_fast import engines, hardware
+    from srgan_fast.build.spec import resolve_target
+
+    monkeypatch.setattr(hardware, "has_module", lambda name: name == "onnxruntime")
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
+    assert engines.default_backend() == resolve_target("auto") == "onnxruntime"
+    monkeypatch.setattr(hardware, "has_module", lambda name: False)
+    assert engines.default_backend() == "torch"
+    from srgan_fast.errors import SrganError
+
+    with pytest.raises(SrganError, match="no build target"):
+        resolve_target("auto")
