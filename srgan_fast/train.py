@@ -52,6 +52,8 @@ def parse_args(argv):
     p.add_argument("--init", help="generator weights to start from (required for --phase srgan)")
     p.add_argument("--vgg", help="local torchvision VGG19 weights for the VGG54 content loss")
     p.add_argument("--adv-weight", type=float, default=1e-3, help="weight of the adversarial loss (paper: 1e-3)")
+    p.add_argument("--d-warmup", type=int, default=0,
+                   help="srgan phase: first iterations train only the discriminator (G fixed)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, crops and augmentation")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU with AVX512-BF16/AMX, or CUDA)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format (faster on CPU and GPU)")
@@ -160,7 +162,11 @@ class Trainer:
         for group in self.opt_g.param_groups + (self.opt_d.param_groups if self.opt_d else []):
             group["lr"] = lr_at(self.it, args)
         logs = {}
-        with self.autocast():
+        # D warm-up: the generator's weights stay fixed while a fresh discriminator learns real vs SRResNet
+        # output; a random D's input gradients are high-frequency noise that G turns into
+        # checkerboards.
+        d_only = self.d is not None and self.it < args.d_warmup
+        with self.autocast(), torch.set_grad_enabled(not d_only):
             sr = self.g_ddp(lr, raw=True).float()
         if self.d is not None:
             with self.autocast():
@@ -171,6 +177,9 @@ class Trainer:
             loss_d.backward()
             self.opt_d.step()
             logs["d"] = loss_d.item()
+        if d_only:
+            self.it += 1
+            return {"loss": F.mse_loss(sr, hr).item(), **logs}
         if self.vgg is not None:
             with self.autocast():
                 content = self.vgg((sr + 1) / 2, (hr + 1) / 2).float()

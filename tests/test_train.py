@@ -77,3 +77,20 @@ def test_cli_errors(image_folder, tmp_path, capsys):
     assert "--init" in capsys.readouterr().err
     with pytest.raises(SrganError, match="multiple of 4"):
         train.Trainer(_args(image_folder, tmp_path / "c", "--crop", "30"))
+
+
+def test_discriminator_warmup_keeps_the_generator_fixed(image_folder, tmp_path):
+    pre = train.Trainer(_args(image_folder, tmp_path / "pre", "--iters", "1"))
+    pre.run()
+    gan = train.Trainer(_args(image_folder, tmp_path / "gan", "--iters", "4", "--phase", "srgan",
+                              "--d-warmup", "2", "--init", str(tmp_path / "pre" / "generator.safetensors")))
+    # Weights stay fixed (BatchNorm running statistics keep updating, as in any training step).
+    g0 = {k: v.clone() for k, v in gan.g.named_parameters()}
+    d0 = {k: v.clone() for k, v in gan.d.state_dict().items()}
+    logs = [gan.step() for _ in range(2)]
+    assert all("adv" not in entry and "d" in entry for entry in logs)
+    params = dict(gan.g.named_parameters())
+    assert all(torch.equal(v, params[k]) for k, v in g0.items())
+    assert not all(torch.equal(v, gan.d.state_dict()[k]) for k, v in d0.items())
+    assert "adv" in gan.step()  # after the warm-up both networks train
+    assert not all(torch.equal(v, params[k]) for k, v in g0.items())
