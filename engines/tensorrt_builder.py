@@ -36,6 +36,21 @@ def _parser_error(err) -> str:
     return f"[{', '.join(parts) or 'graph'}] {code}: {desc}"
 
 
+def _timing_cache(config, path, log):
+    """The shared timing cache, read from ``path``; a damaged file starts a fresh one (said)."""
+    path = Path(path)
+    blob = path.read_bytes() if path.is_file() else b""
+    try:
+        cache = config.create_timing_cache(blob)
+    except Exception:  # noqa: BLE001 - a damaged cache file must not stop the build
+        cache = None
+    if cache is None and blob:
+        log(f"  tensorrt: timing cache {path} is unreadable, starting a new one")
+        cache = config.create_timing_cache(b"")
+    config.set_timing_cache(cache, False)
+    return cache
+
+
 def build_engine(onnx_path, engine_path, shapes, timing_cache=None, device: str = "cuda:0",
                  allow_tf32: bool = False, workspace_bytes: int | None = None, log=print) -> dict:
     """Build a strongly typed engine from ``onnx_path`` and write it to ``engine_path``.
@@ -66,18 +81,7 @@ def build_engine(onnx_path, engine_path, shapes, timing_cache=None, device: str 
         lo, opt, hi = ((n, 3, h, w) for n, h, w in (shapes.min, shapes.opt, shapes.max))
         profile.set_shape(inp.name, lo, opt, hi)
         config.add_optimization_profile(profile)
-        cache = None
-        if timing_cache is not None:
-            timing_cache = Path(timing_cache)
-            blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-            try:
-                cache = config.create_timing_cache(blob)
-            except Exception:  # noqa: BLE001 - a damaged cache file must not stop the build
-                cache = None
-            if cache is None and blob:  # unreadable file: start a fresh cache, say so
-                log(f"  tensorrt: timing cache {timing_cache} is unreadable, starting a new one")
-                cache = config.create_timing_cache(b"")
-            config.set_timing_cache(cache, False)
+        cache = _timing_cache(config, timing_cache, log) if timing_cache is not None else None
         log(f"  tensorrt {trt.__version__}: building strongly typed engine, profile "
             f"{'x'.join(map(str, lo))} / {'x'.join(map(str, opt))} / {'x'.join(map(str, hi))}")
         serialized = builder.build_serialized_network(network, config)
@@ -87,13 +91,8 @@ def build_engine(onnx_path, engine_path, shapes, timing_cache=None, device: str 
         write_bytes(engine_path, bytes(serialized))
         if cache is not None:
             write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
-        io = {}
-        for i in range(network.num_inputs):
-            t = network.get_input(i)
-            io[t.name] = str(t.dtype)
-        for i in range(network.num_outputs):
-            t = network.get_output(i)
-            io[t.name] = str(t.dtype)
+        io = {t.name: str(t.dtype) for t in [network.get_input(i) for i in range(network.num_inputs)]
+              + [network.get_output(i) for i in range(network.num_outputs)]}
     return {"version": trt.__version__, "strongly_typed": True, "graph": onnx_path.name,
             "profile": {"min": list(lo), "opt": list(opt), "max": list(hi)},
             "timing_cache": str(timing_cache) if timing_cache else None, "io_dtypes": io,

@@ -89,6 +89,17 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+def image_folder(folder: Path, count: int, size: tuple[int, int], seed: int) -> Path:
+    """A folder of ``count`` deterministic synthetic PNG images of ``size`` (height, width)."""
+    from srgan_fast.datasets import synthetic_images
+    from srgan_fast.imageio import Image, write_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(synthetic_images(count, size, seed=seed)):
+        write_image(folder / f"{i}.png", Image(rgb=img[0]))
+    return folder
+
+
 def has_module(name: str) -> bool:
     import importlib.util
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import has_module, tiny_weights
+from conftest import has_module, image_folder, tiny_weights
 
 pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime") and has_module("openvino")),
                                 reason="needs onnx, onnxruntime and openvino (pip install 'srgan_fast[cpu]')"),
@@ -17,18 +17,13 @@ SHAPES = "1x8x8:1x16x16:1x64x64"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     from srgan_fast.checkpoints import save_generator
-    from srgan_fast.datasets import synthetic_images
-    from srgan_fast.imageio import Image, write_image
     from srgan_fast.model import Generator
 
     root = tmp_path_factory.mktemp("build")
     weights, _shared_cache = tiny_weights(tmp_path_factory)
     torch.manual_seed(3)
     save_generator(Generator(num_blocks=1).eval(), root / "other.safetensors", dtype=torch.float32)
-    calib = root / "calib"
-    calib.mkdir()
-    for i, img in enumerate(synthetic_images(2, (64, 64), seed=12)):
-        write_image(calib / f"{i}.png", Image(rgb=img[0]))
+    calib = image_folder(root / "calib", 2, (64, 64), seed=12)
     # Its own cache (these tests damage artifacts) sharing the session's ONNX exports.
     cache = root / "cache"
     cache.mkdir()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import has_module, tiny_weights
+from conftest import has_module, image_folder, tiny_weights
 
 pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
                                 reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')"),
@@ -18,15 +18,9 @@ SHAPES = [(1, 3, 17, 23), (2, 3, 16, 20), (1, 3, 1, 1)]
 @pytest.fixture(scope="session")
 def engine_env(tmp_path_factory):
     """Tiny weights on disk, a calibration folder of small images, and an empty cache."""
-    from srgan_fast.datasets import synthetic_images
-    from srgan_fast.imageio import Image, write_image
-
     root = tmp_path_factory.mktemp("engines")
     weights, cache = tiny_weights(tmp_path_factory)
-    calib = root / "calib"
-    calib.mkdir()
-    for i, img in enumerate(synthetic_images(3, (64, 64), seed=11)):
-        write_image(calib / f"{i}.png", Image(rgb=img[0]))
+    calib = image_folder(root / "calib", 3, (64, 64), seed=11)
     return {"weights": weights, "calib": calib, "cache": cache}
 
 

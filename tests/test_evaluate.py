@@ -5,22 +5,14 @@ import os
 import numpy as np
 import pytest
 
-from conftest import tiny_weights
+from conftest import image_folder, tiny_weights
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from srgan_fast.datasets import synthetic_images
-    from srgan_fast.imageio import Image, write_image
-
     root = tmp_path_factory.mktemp("evaluate")
-    hr = root / "Tiny"
-    hr.mkdir()
-    for i, img in enumerate(synthetic_images(2, (32, 28), seed=3)):
-        write_image(hr / f"{i}.png", Image(rgb=img[0]))
-    small = root / "Small"
-    small.mkdir()
-    write_image(small / "s.png", Image(rgb=synthetic_images(1, (12, 40), seed=4)[0][0]))
+    hr = image_folder(root / "Tiny", 2, (32, 28), seed=3)
+    small = image_folder(root / "Small", 1, (12, 40), seed=4)
     weights, _ = tiny_weights(tmp_path_factory)
     return {"root": root, "hr": hr, "small": small, "weights": str(weights)}
 

@@ -46,6 +46,83 @@ def activation_ranges(path, images: list[torch.Tensor]) -> dict[str, float]:
     return ranges
 
 
+class _Rewriter:
+    """Rewrites a graph's nodes one by one into fp16 or fp32, casting where the two meet."""
+
+    def __init__(self, graph, ranges: dict[str, float], limit: float, keep_fp32: set[str]):
+        from onnx import TensorProto
+
+        self.graph, self.ranges, self.keep_fp32 = graph, ranges, keep_fp32
+        self.F32, self.F16 = TensorProto.FLOAT, TensorProto.FLOAT16
+        self.inits = {i.name: i for i in graph.initializer}
+        self.hot = {name for name, r in ranges.items() if not r <= limit}  # includes inf/NaN ranges
+        self.avail = {i.name: self.F32 for i in graph.input}
+        self.nodes, self.new_inits, self.casts, self.copies, self.kept = [], [], {}, {}, []
+
+    def init_as(self, name: str, dtype) -> str:
+        from onnx import numpy_helper
+
+        src_init = self.inits[name]
+        if src_init.data_type != self.F32 or dtype == self.F32:
+            return name
+        if name not in self.copies:
+            arr = numpy_helper.to_array(src_init)
+            if np.abs(arr).max(initial=0) > FP16_MAX:
+                raise SrganError(f"weight {name} exceeds the fp16 range: cannot build an fp16 graph")
+            self.copies[name] = f"{name}__fp16"
+            self.new_inits.append(numpy_helper.from_array(arr.astype(np.float16), self.copies[name]))
+        return self.copies[name]
+
+    def cast_to(self, name: str, dtype) -> str:
+        from onnx import helper
+
+        key = (name, dtype)
+        if key not in self.casts:
+            self.casts[key] = f"{name}__to_{'fp16' if dtype == self.F16 else 'fp32'}"
+            self.nodes.append(helper.make_node("Cast", [name], [self.casts[key]], to=dtype,
+                                               name=f"cast_{self.casts[key]}"))
+        return self.casts[key]
+
+    def node(self, node) -> None:
+        if node.op_type not in _LOWP_OPS:
+            raise SrganError(f"fp16 conversion: unsupported op {node.op_type} ({node.name})")
+        tensors = [t for t in list(node.input) + list(node.output) if t and t not in self.inits]
+        reasons = [f"{t} reaches {self.ranges[t]:.3g}" for t in tensors if t in self.hot]
+        fp32 = bool(reasons) or node.name in self.keep_fp32
+        if fp32:
+            self.kept.append({"node": node.name, "op": node.op_type,
+                              "why": "; ".join(reasons) or "asked to keep fp32"})
+        want = self.F32 if fp32 else self.F16
+        inputs = [name if not name else self.init_as(name, want) if name in self.inits
+                  else self.cast_to(name, want) if self.avail[name] != want else name for name in node.input]
+        del node.input[:]
+        node.input.extend(inputs)
+        self.nodes.append(node)
+        for out in node.output:
+            self.avail[out] = want
+
+    def finish(self) -> None:
+        """fp32 graph outputs (a Cast where the last node runs fp16); drop unused initializers."""
+        from onnx import helper
+
+        for out in self.graph.output:
+            if self.avail[out.name] != self.F32:
+                inner = f"{out.name}__fp16"
+                for n in self.nodes:
+                    _rename(n.output, out.name, inner)
+                    _rename(n.input, out.name, inner)
+                self.nodes.append(helper.make_node("Cast", [inner], [out.name], to=self.F32,
+                                                   name=f"cast_{out.name}_to_fp32"))
+        graph = self.graph
+        del graph.node[:]
+        graph.node.extend(self.nodes)
+        used = {i for n in graph.node for i in n.input}
+        keep_inits = [i for i in graph.initializer if i.name in used] + self.new_inits
+        del graph.initializer[:]
+        graph.initializer.extend(keep_inits)
+        del graph.value_info[:]
+
+
 def convert_fp16(src, dst, ranges: dict[str, float] | None = None, limit: float = FP16_SAFE_LIMIT,
                  keep_fp32: set[str] | None = None) -> dict:
     """Write an fp16 copy of the fp32 graph ``src``; input and output stay float32.
@@ -55,87 +132,17 @@ def convert_fp16(src, dst, ranges: dict[str, float] | None = None, limit: float 
     Returns a report: the nodes kept fp32 and why, and the largest range seen.
     """
     onnx = need("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     ranges = ranges or {}
-    keep_fp32 = set(keep_fp32 or ())
     proto = onnx.load(str(src))
-    graph = proto.graph
-    inits = {i.name: i for i in graph.initializer}
-    hot = {name for name, r in ranges.items() if not r <= limit}  # includes inf/NaN ranges
-    avail = {i.name: TensorProto.FLOAT for i in graph.input}
-    new_nodes, new_inits, casts, copies = [], [], {}, {}
-    kept = []
-
-    def init_as(name, dtype):
-        src_init = inits[name]
-        if src_init.data_type != TensorProto.FLOAT or dtype == TensorProto.FLOAT:
-            return name
-        key = (name, dtype)
-        if key not in copies:
-            arr = numpy_helper.to_array(src_init)
-            if np.abs(arr).max(initial=0) > FP16_MAX:
-                raise SrganError(f"weight {name} exceeds the fp16 range: cannot build an fp16 graph")
-            copies[key] = f"{name}__fp16"
-            new_inits.append(numpy_helper.from_array(arr.astype(np.float16), copies[key]))
-        return copies[key]
-
-    def cast_to(name, dtype):
-        key = (name, dtype)
-        if key not in casts:
-            casts[key] = f"{name}__to_{'fp16' if dtype == TensorProto.FLOAT16 else 'fp32'}"
-            new_nodes.append(helper.make_node("Cast", [name], [casts[key]], to=dtype,
-                                              name=f"cast_{casts[key]}"))
-        return casts[key]
-
-    for node in graph.node:
-        if node.op_type not in _LOWP_OPS:
-            raise SrganError(f"fp16 conversion: unsupported op {node.op_type} ({node.name})")
-        tensors = [t for t in list(node.input) + list(node.output) if t and t not in inits]
-        reasons = [f"{t} reaches {ranges[t]:.3g}" for t in tensors if t in hot]
-        fp32 = bool(reasons) or node.name in keep_fp32
-        if fp32:
-            kept.append({"node": node.name, "op": node.op_type,
-                         "why": "; ".join(reasons) or "asked to keep fp32"})
-        want = TensorProto.FLOAT if fp32 else TensorProto.FLOAT16
-        inputs = []
-        for name in node.input:
-            if not name:
-                inputs.append(name)
-            elif name in inits:
-                inputs.append(init_as(name, want))
-            elif avail[name] != want:
-                inputs.append(cast_to(name, want))
-            else:
-                inputs.append(name)
-        del node.input[:]
-        node.input.extend(inputs)
-        new_nodes.append(node)
-        for out in node.output:
-            avail[out] = want
-
-    outputs = []
-    for out in graph.output:
-        if avail[out.name] != TensorProto.FLOAT:
-            inner = f"{out.name}__fp16"
-            for n in new_nodes:
-                _rename(n.output, out.name, inner)
-                _rename(n.input, out.name, inner)
-            new_nodes.append(helper.make_node("Cast", [inner], [out.name], to=TensorProto.FLOAT,
-                                              name=f"cast_{out.name}_to_fp32"))
-        outputs.append(out)
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    used = {i for n in graph.node for i in n.input}
-    keep_inits = [i for i in graph.initializer if i.name in used] + new_inits
-    del graph.initializer[:]
-    graph.initializer.extend(keep_inits)
-    del graph.value_info[:]
+    rw = _Rewriter(proto.graph, ranges, limit, set(keep_fp32 or ()))
+    for node in list(proto.graph.node):
+        rw.node(node)
+    rw.finish()
     finite = [r for r in ranges.values() if np.isfinite(r)]
     report = {"limit": limit, "fp16_max": FP16_MAX, "max_abs": max(finite, default=0.0),
-              "kept_fp32": kept, "nodes": len([n for n in graph.node if n.op_type != "Cast"]),
+              "kept_fp32": rw.kept, "nodes": len([n for n in proto.graph.node if n.op_type != "Cast"]),
               "io": "float32 input and output, Cast to/from fp16 inside the graph"}
-    set_metadata(proto, {"srgan_fast.graph": "fp16", "srgan_fast.fp16_kept_fp32": len(kept)})
+    set_metadata(proto, {"srgan_fast.graph": "fp16", "srgan_fast.fp16_kept_fp32": len(rw.kept)})
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(dst))
     return report
