@@ -252,7 +252,7 @@ def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
                              *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")],
                             stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
     work, killed, t0 = tmp_path / "out.mp4.parts", False, time.time()
-    while proc.poll() is None and not killed and time.time() - t0 < 120:
+    while proc.poll() is None and not killed and time.time() - t0 < 60:
         if any(work.glob("*.partial*")):                   # a worker is writing a part
             workers = [c for c in psutil.Process(proc.pid).children()
                        if "spawn_main" in " ".join(c.cmdline())]
@@ -260,7 +260,7 @@ def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
                 workers[0].kill()
                 killed = True
         time.sleep(0.02)
-    _, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert killed, "the job ended before a worker could be killed"
     assert decoded(dst) == reference[1]

@@ -23,7 +23,7 @@ def part_options(opts: VideoOptions, dst: Path) -> VideoOptions:
     codec = opts.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     enc = {**opts.encoder_options, "threads": str(PART_ENCODER_THREADS)}
     return replace(opts, codec=codec, encoder_options=enc, progress=False, max_frames=None,
-                   overwrite=True, log=lambda _msg: None)
+                   overwrite=True, log=None)
 
 
 @dataclass

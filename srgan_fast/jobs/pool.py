@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import pickle
 import queue
 import signal
 import traceback
@@ -60,6 +61,7 @@ def _serve(wid, engine, inbox, results, parent) -> None:
             continue
         if item is None:
             return
+        item = pickle.loads(item)
         try:
             results.put(("done", wid, (item.key, item.run(engine, _Progress(results, wid)))))
         except SrganError as e:
@@ -109,7 +111,8 @@ class PoolRunner:
         for w in self.workers.values():
             if w["ready"] and w["item"] is None and self.todo:
                 w["item"] = self.todo.popleft()
-                w["inbox"].put(w["item"])
+                # Pickled here, so an item that cannot travel fails now, not in a feeder thread.
+                w["inbox"].put(pickle.dumps(w["item"]))
 
     def _handle(self, on_done, bar) -> int:
         """Handle one message from the workers; returns how many items finished."""
