@@ -20,10 +20,15 @@ class EngineSpec:
     def from_args(cls, args) -> "EngineSpec":
         from ..checkpoints import model_weights
 
+        from ..errors import SrganError
+
         artifact = getattr(args, "engine", None)
         weights = None
         if not artifact:
             weights = str(model_weights(getattr(args, "model", None), getattr(args, "weights", None)))
+        path = Path(artifact or weights)
+        if not path.exists():       # before any worker starts: one line, not one per worker
+            raise SrganError(f"{path}: no such {'engine artifact' if artifact else 'weights file'}")
         return cls(backend=args.backend, precision=args.precision, weights=weights,
                    artifact=str(artifact) if artifact else None)
 

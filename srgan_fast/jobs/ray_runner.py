@@ -22,9 +22,15 @@ class _EngineActor:
     """Holds one engine for its lifetime; runs items on it."""
 
     def __init__(self, spec):
-        self.engine = spec.open()
+        self.engine, self.error = None, None
+        try:
+            self.engine = spec.open()
+        except SrganError as e:      # reported as one line with the first item, not a traceback
+            self.error = str(e)
 
     def run(self, item):
+        if self.error:
+            raise SrganError(self.error)
         return item.key, item.run(self.engine, None)
 
 
