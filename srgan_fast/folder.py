@@ -124,12 +124,17 @@ def run_folder(inp: Path, out: Path, args, budget: int | None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         from .upscale import open_engine_from_args
 
-        engine = open_engine_from_args(args)
-        try:
-            written, failed = run_jobs(engine, plan.jobs, tile=args.tile, budget=budget,
-                                       png_level=args.png_compression, progress=not args.no_progress)
-        finally:
-            engine.close()
+        from .jobs.options import wants_spread
+        if wants_spread(args):  # --workers N / --ray: the same jobs, one engine per worker
+            from .jobs.folder_job import run_spread
+            written, failed = run_spread(plan.jobs, args, budget)
+        else:
+            engine = open_engine_from_args(args)
+            try:
+                written, failed = run_jobs(engine, plan.jobs, tile=args.tile, budget=budget,
+                                           png_level=args.png_compression, progress=not args.no_progress)
+            finally:
+                engine.close()
     extra = [f"{len(plan.done)} already there"] if plan.done else []
     extra += [f"{failed} failed"] if failed else []
     log(f"wrote {written} image{'s' if written != 1 else ''} to {out}" + (f" ({', '.join(extra)})" if extra else ""))

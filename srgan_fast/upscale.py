@@ -215,6 +215,8 @@ def parse_args(argv):
         video.add_video_arguments(p)
     except ImportError:  # video support is an extra (PyAV)
         pass
+    from .jobs.options import add_job_arguments
+    add_job_arguments(p)  # --workers, --ray, resume: videos and folders
     return p.parse_args(argv)
 
 
@@ -229,11 +231,7 @@ def main(argv=None):
     inp, out = Path(args.input), Path(args.output)
     if inp.suffix.lower() in _video_exts():
         from . import video
-        if same_file(inp, out):
-            raise SrganError(f"{out}: output would overwrite the input")
-        engine = open_engine_from_args(args)
-        video.upscale_video(inp, out, engine, tile=args.tile, progress=not args.no_progress,
-                            **video.video_options(args))
+        video.run_video(args, lambda: open_engine_from_args(args))  # checks paths before the engine
         return 0
     if not inp.exists():
         raise SrganError(f"{inp}: no such file or folder")

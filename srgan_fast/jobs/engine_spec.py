@@ -29,7 +29,7 @@ class EngineSpec:
         path = Path(artifact or weights)
         if not path.exists():       # before any worker starts: one line, not one per worker
             raise SrganError(f"{path}: no such {'engine artifact' if artifact else 'weights file'}")
-        return cls(backend=args.backend, precision=args.precision, weights=weights,
+        return cls(backend=args.backend or "auto", precision=args.precision or "fp32", weights=weights,
                    artifact=str(artifact) if artifact else None)
 
     def on(self, device: str | None, threads: int | None) -> "EngineSpec":
