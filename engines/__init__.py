@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from .registry import ARTIFACT_BACKENDS, BACKENDS, BUILD_OPTIONS, backend_module, open_record
 
-__all__ = ["BACKENDS", "SCALE", "Engine", "ShapeRange", "default_backend", "load_artifact", "open_artifact",
-           "open_engine", "open_record"]
+__all__ = ["ARTIFACT_BACKENDS", "BACKENDS", "SCALE", "Engine", "ShapeRange", "default_backend", "load_artifact",
+           "open_artifact", "open_engine", "open_record"]
 
 
 def __getattr__(name):  # Engine, ShapeRange, SCALE without importing torch at package import

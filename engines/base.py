@@ -94,3 +94,16 @@ def shape_range(record) -> ShapeRange:
         return ShapeRange()
     s = record.shapes
     return ShapeRange(min_hw=s.min[1:], max_hw=s.max[1:], max_batch=s.max[0])
+
+
+def artifact_device(record, device: str | None) -> str:
+    """Where an artifact runs: the device it was built for, or another of the same kind (another
+    GPU index); a different kind of device is refused, never silently ignored."""
+    from srgan_fast.errors import SrganError
+
+    if device is None or str(device) == record.torch_device:
+        return record.torch_device
+    if str(device).startswith("cuda") != record.torch_device.startswith("cuda"):
+        raise SrganError(f"{record.path}: built for {record.torch_device} ({record.device}), cannot run on "
+                         f"{device}: build one for it with python -m srgan_fast.build")
+    return str(device)

@@ -11,9 +11,9 @@ import torch
 from srgan_fast.errors import SrganError, require
 from srgan_fast.hardware import cpu_name
 
-from .base import Engine, ShapeRange, check_options, shape_range
+from .base import Engine, ShapeRange, artifact_device, check_options, shape_range
 
-OPTIONS = ("threads",)
+OPTIONS = ("threads", "device")
 
 
 def _ort():
@@ -75,8 +75,10 @@ class OnnxRuntimeEngine(Engine):
 
 
 def from_artifact(record, **options) -> OnnxRuntimeEngine:
-    """Open a verified artifact record. Options: ``threads``."""
+    """Open a verified artifact record. Options: ``threads``; ``device`` (another GPU index for a
+    CUDA-provider artifact)."""
     opts = check_options("onnxruntime", options, OPTIONS)
+    device = artifact_device(record, opts.get("device"))
     return OnnxRuntimeEngine(record.path, precision=record.precision, requested_precision=record.precision_requested,
-                             device=record.torch_device, radius=record.model.radius, shapes=shape_range(record),
+                             device=device, radius=record.model.radius, shapes=shape_range(record),
                              threads=opts.get("threads"), sidecar=record.sidecar)

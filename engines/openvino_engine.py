@@ -19,9 +19,9 @@ from srgan_fast.errors import SrganError, require
 from srgan_fast.hardware import cpu_name
 from srgan_fast.precision import openvino_hint
 
-from .base import Engine, ShapeRange, check_options, shape_range
+from .base import Engine, ShapeRange, artifact_device, check_options, shape_range
 
-OPTIONS = ("threads", "compile_cache")
+OPTIONS = ("threads", "compile_cache", "device")
 CACHE_FOLDER = "openvino_cache"
 _RUNTIME_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": "int8"}
 
@@ -110,8 +110,10 @@ def _cache_dir(record, wanted: bool):
 
 
 def from_artifact(record, **options) -> OpenVINOEngine:
-    """Open a verified artifact record. Options: ``threads``; ``compile_cache`` (default True)."""
+    """Open a verified artifact record. Options: ``threads``; ``compile_cache`` (default True);
+    ``device`` (the CPU only)."""
     opts = check_options("openvino", options, OPTIONS)
+    artifact_device(record, opts.get("device"))
     return OpenVINOEngine(record.path, precision=record.precision, requested_precision=record.precision_requested,
                           radius=record.model.radius, shapes=shape_range(record), threads=opts.get("threads"),
                           sidecar=record.sidecar, cache_dir=_cache_dir(record, opts.get("compile_cache", True)))

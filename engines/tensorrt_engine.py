@@ -14,10 +14,10 @@ import torch
 
 from srgan_fast.errors import SrganError
 
-from .base import Engine, ShapeRange, check_options, shape_range
+from .base import Engine, ShapeRange, artifact_device, check_options, shape_range
 from .tensorrt_common import deserialize, import_tensorrt, io_names, make_logger
 
-OPTIONS = ()
+OPTIONS = ("device",)
 
 
 class TensorRTEngine(Engine):
@@ -94,8 +94,9 @@ class TensorRTEngine(Engine):
 
 
 def from_artifact(record, **options) -> TensorRTEngine:
-    """Open a verified artifact record (TensorRT takes no runtime options)."""
-    check_options("tensorrt", options, OPTIONS)
+    """Open a verified artifact record. Options: ``device`` (another GPU of the same model)."""
+    opts = check_options("tensorrt", options, OPTIONS)
+    device = artifact_device(record, opts.get("device"))
     return TensorRTEngine(record.path, precision=record.precision, requested_precision=record.precision_requested,
-                          device=record.torch_device, radius=record.model.radius, shapes=shape_range(record),
+                          device=device, radius=record.model.radius, shapes=shape_range(record),
                           sidecar=record.sidecar)

@@ -66,7 +66,8 @@ def measure(weights, sets: dict, engines_list, out=None, log=print) -> dict:
         precision = precision or "fp32"
         t0 = time.perf_counter()
         try:
-            engine = eng.open_engine(backend, precision, weights=weights, out=out, log=lambda m: None)
+            build = {"out": out, "log": lambda m: None} if backend in eng.ARTIFACT_BACKENDS else {}
+            engine = eng.open_engine(backend, precision, weights=weights, **build)
         except (SrganError, ValueError) as e:
             log(f"{spec}: skipped ({e})")
             results["rows"][spec] = {"skipped": str(e)}

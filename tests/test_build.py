@@ -237,6 +237,10 @@ def test_unknown_engine_options_are_errors(env, fp32_artifact):
         engines.open_engine("openvino", "fp32", weights=env["w"], out=env["cache"], shapes=SHAPES, thread=2)
     with pytest.raises(SrganError, match=r"unknown option 'bogus' for the openvino engine"):
         engines.open_artifact(fp32_artifact.path, bogus=1)
+    with pytest.raises(SrganError, match="built for cpu .* cannot run on cuda:0"):  # never silently ignored
+        engines.open_artifact(fp32_artifact.path, device="cuda:0")
+    with engines.open_artifact(fp32_artifact.path, device="cpu", threads=1) as engine:
+        assert engine.info()["threads"] == 1
     with pytest.raises(SrganError, match=r"unknown option 'chanels_last' for the torch engine \(accepted: "
                                          r"channels_last, device\)"):
         engines.open_engine("torch", "fp32", weights=env["w"], chanels_last=True)

@@ -92,3 +92,30 @@ def test_bicubic_texture_ratio_is_below_one_on_a_real_pattern():
     hr = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
     sr = bicubic(imresize(hr, 0.25))
     assert texture_ratio(sr, hr) < 0.5
+
+
+def test_quality_table_on_a_tiny_set(data, capsys, tmp_path):
+    """python -m srgan_fast.quality: one pair contract (datasets.load_pairs, standard LR required)."""
+    import shutil
+
+    from srgan_fast.datasets import load_pairs
+    from srgan_fast.imageio import Image, write_image
+    from srgan_fast.quality import main
+
+    root = tmp_path / "sr"
+    shutil.copytree(data["hr"], root / "Tiny")
+    (root / "Tiny_LRx4").mkdir()
+    for pair in load_pairs(root / "Tiny", lr="bicubic"):
+        write_image(root / "Tiny_LRx4" / f"{pair.name}.png", Image(rgb=__import__("torch").from_numpy(
+            pair.lr).permute(2, 0, 1).float() / 255))
+    out_json = tmp_path / "q.json"
+    rc = main(["--data", str(root), "--sets", "Tiny", "--engines", "torch:fp32", "--weights", data["weights"],
+               "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "| torch | fp32 | fp32 |" in out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert rows["torch fp32"]["max_abs_vs_fp32"] < 1e-4 and set(rows) >= {"bicubic", "torch fp32 (reference)"}
+    (root / "Tiny_LRx4" / "0.png").unlink()
+    assert main(["--data", str(root), "--sets", "Tiny", "--engines", "torch:fp32",
+                 "--weights", data["weights"]]) == 2
+    assert "missing LR image" in capsys.readouterr().err

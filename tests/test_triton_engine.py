@@ -149,3 +149,22 @@ def test_fresh_process_picks_the_interpreter(tiny_generator, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["True", "(1,", "3,", "12,", "8)"]
+
+
+def test_cpu_interpreter_says_it_is_slow_with_an_estimate(tiny_generator):
+    """Issue 13: on a CPU the engine warns up front (estimate from the multiply-adds at ~0.2
+    GFLOP/s) and shows per-layer progress for calls that will take a while."""
+    from srgan_fast.engines.triton_engine import INTERPRETER_FLOPS, macs_per_lr_pixel
+
+    assert macs_per_lr_pixel(Generator()) == 2_218_176  # DESIGN.md §2
+    if CUDA:
+        pytest.skip("the warning is for the CPU interpreter")
+    said = []
+    engine = TritonEngine(tiny_generator, log=said.append)
+    assert len(said) == 1 and "interpreter" in said[0] and "64x64 image takes about" in said[0]
+    assert engine.estimate_seconds(1, 64, 64) == pytest.approx(
+        2 * macs_per_lr_pixel(tiny_generator) * 64 * 64 / INTERPRETER_FLOPS)
+    assert engine._layers(torch.zeros(1, 3, 2, 2)) is None  # tiny: no bar
+    bar = engine._layers(torch.zeros(1, 3, 256, 256))       # minutes: a bar over every layer
+    assert bar is not None and bar.total == 1 + 2 * 2 + 1 + 2 + 1 and "about" in said[-1]
+    bar.close()

@@ -42,8 +42,8 @@ def export_cached(spec, g, dst: Path, cache: Path, log) -> Path | None:
     cached file when it was reused (None when freshly exported)."""
     from .export import DEFAULT_OPSET, export_onnx
 
-    stored = _stored_name(cache, spec.model.sha256, "",
-                          [spec.model.sha256, FORMAT_VERSION, DEFAULT_OPSET, *_toolchain("torch", "onnx", "onnxscript")])
+    ident = [spec.model.sha256, FORMAT_VERSION, DEFAULT_OPSET, *_toolchain("torch", "onnx", "onnxscript")]
+    stored = _stored_name(cache, spec.model.sha256, "", ident)
     if not stored.is_file():
         log("  exporting ONNX (BN folded, output mapping inside, dynamic batch/height/width)")
         stored.parent.mkdir(parents=True, exist_ok=True)

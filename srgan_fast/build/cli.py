@@ -49,7 +49,8 @@ def summary(record) -> str:
     lines = [f"artifact  {record.path}",
              f"target    {record.target} on {record.device}",
              f"precision asked {record.precision_requested}, runs {record.precision} ({record.precision_note})",
-             f"model     {model.name or 'weights'} sha256 {model.sha256[:16]}… ({model.path or 'in-memory generator'})",
+             f"model     {model.name or 'weights'} sha256 {model.sha256[:16]}… "
+             f"({model.path or 'in-memory generator'})",
              f"shapes    {record.shapes}" + ("" if record.shapes_enforced
                                             else " (recorded; this backend takes any size)"),
              f"parity    {describe_parity(sc['parity'])} on {sc['parity_images']}"]
