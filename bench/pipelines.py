@@ -101,14 +101,18 @@ def image_pipeline(engine, h: int, w: int, repeats: int, folder: Path) -> dict:
             "tile": auto_tile(engine, h, w), "output_bytes": dst.stat().st_size}
 
 
-def make_test_video(path: Path, h: int, w: int, frames: int, fps: int = 25) -> Path:
-    """A short H.264 (yuv420p) MP4 with a stereo AAC track: a real picture panning sideways."""
+def make_test_video(path: Path, h: int, w: int, frames: int, fps: int = 25,
+                    gop: int | None = None) -> Path:
+    """A short H.264 (yuv420p) MP4 with a stereo AAC track: a real picture panning sideways;
+    ``gop``: a keyframe every that many frames (so the clip can be cut into segments)."""
     import av
     import numpy as np
 
     base = (_input_picture(h, w + frames) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {}
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        v = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps,
+                           options=options)
         v.width, v.height, v.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         a = out.add_stream("aac", rate=48000)
         a.layout = "stereo"

@@ -1,6 +1,6 @@
 """Long video jobs: segments at keyframes, resume, local workers, Ray (issue 11).
 
-Tiny clips (32x24, 24 fps, a keyframe every 6 frames, AAC audio) and the tiny torch generator,
+A tiny clip (32x24, 24 fps, a keyframe every 6 frames, AAC audio) and the tiny torch generator,
 so each run takes seconds. The reference is an uninterrupted single-process segmented run; every
 other way of running the same job must decode to exactly its frames.
 """
@@ -13,44 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 av = pytest.importorskip("av")
 
 from srgan_fast import video  # noqa: E402
 from srgan_fast.errors import SrganError  # noqa: E402
 
-W, H, FPS, GOP = 32, 24, 24, 6
+from test_video import make_video  # noqa: E402 - the clip maker (32x24, 24 fps, AAC)
+
 TESTS = Path(__file__).parent
-
-
-def make_clip(path, n=24, gop=GOP):
-    """A moving gradient with a keyframe every ``gop`` frames and a stereo AAC sine."""
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=FPS, options={
-            "preset": "ultrafast", "crf": "10", "g": str(gop), "keyint_min": str(gop),
-            "sc_threshold": "0"})
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        a = c.add_stream("aac", rate=44100)
-        a.layout = "stereo"
-        for i in range(n):
-            img = np.zeros((H, W, 3), np.uint8)
-            img[..., 0] = (np.arange(W) * 8 + i * 10) % 256
-            img[..., 1] = (np.arange(H)[:, None] * 9) % 256
-            img[4:12, (2 * i) % W:(2 * i) % W + 6, 2] = 250
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = i
-            c.mux(v.encode(f))
-        c.mux(v.encode())
-        samples = int(n / FPS * 44100)
-        sig = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 44100)).astype(np.float32)
-        for s0 in range(0, samples, 1024):
-            chunk = np.ascontiguousarray(np.stack([sig[s0:s0 + 1024]] * 2))
-            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            fr.sample_rate, fr.pts = 44100, s0
-            c.mux(a.encode(fr))
-        c.mux(a.encode())
-    return Path(path)
 
 
 def decoded(path):
@@ -67,18 +38,15 @@ def audio_packets(path):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from conftest import make_tiny_generator
+    from conftest import tiny_weights
 
-    from srgan_fast.checkpoints import save_generator
-
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_generator(make_tiny_generator(), path, dtype=torch.float32)
-    return path
+    return tiny_weights(tmp_path_factory)[0]
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+    """24 frames, a keyframe every 6: 0.25 s segments are 6 frames each."""
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", gop=6)
 
 
 def cli_args(src, dst, weights, *extra):

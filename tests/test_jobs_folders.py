@@ -4,7 +4,6 @@ import importlib.util
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from srgan_fast import upscale
@@ -12,13 +11,9 @@ from srgan_fast import upscale
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from conftest import make_tiny_generator
+    from conftest import tiny_weights
 
-    from srgan_fast.checkpoints import save_generator
-
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_generator(make_tiny_generator(), path, dtype=torch.float32)
-    return path
+    return tiny_weights(tmp_path_factory)[0]
 
 
 @pytest.fixture(scope="module")

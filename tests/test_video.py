@@ -22,11 +22,15 @@ W, H, N, FPS = 32, 24, 24, 24
 
 
 def make_video(path, *, n=N, w=W, h=H, audio="aac", vfr=False, rotation=None, colour=None,
-               subtitles=False, faststart=False):
-    """Write a small test clip: moving gradient video, optional sine audio and subtitles."""
+               subtitles=False, faststart=False, gop=None):
+    """Write a small test clip: moving gradient video, optional sine audio and subtitles;
+    ``gop``: a keyframe exactly every that many frames."""
     options = {"movflags": "faststart"} if faststart else {}
+    enc = {"preset": "ultrafast", "crf": "10"}
+    if gop:
+        enc.update(g=str(gop), keyint_min=str(gop), sc_threshold="0")
     with av.open(str(path), "w", options=options) as c:
-        v = c.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "crf": "10"})
+        v = c.add_stream("libx264", rate=FPS, options=enc)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         v.codec_context.time_base = Fraction(1, 1000) if vfr else Fraction(1, FPS)
         if rotation is not None:

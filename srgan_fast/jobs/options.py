@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..video.options import argument_adder
+
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the job options to ``parser`` (options it already has are left alone)."""
-    group = parser.add_argument_group("long jobs (resume, workers, Ray)")
-    taken = set(parser._option_string_actions)
-
-    def add(flag, **kw):
-        if flag not in taken:
-            group.add_argument(flag, **kw)
+    add = argument_adder(parser, "long jobs (resume, workers, Ray)")
 
     add("--segment-seconds", type=float, default=None, metavar="S",
         help="video: cut the work at keyframes into segments of at least S seconds, each a "

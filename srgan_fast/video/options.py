@@ -80,15 +80,21 @@ def _time_arg(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def add_video_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the video options to ``parser``; options the parser already has are left alone."""
-    group = parser.add_argument_group("video")
+def argument_adder(parser: argparse.ArgumentParser, title: str):
+    """``add(flag, **kw)`` into a new group of ``parser``, leaving out flags the parser already
+    has (a host command's own option wins)."""
+    group = parser.add_argument_group(title)
     taken = set(parser._option_string_actions)
 
     def add(flag, **kw):
         if flag not in taken:
             group.add_argument(flag, **kw)
+    return add
 
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the video options to ``parser``; options the parser already has are left alone."""
+    add = argument_adder(parser, "video")
     add("--codec", default=None,
         help="video encoder (default: libx264, libvpx-vp9 for .webm)")
     add("--crf", type=float, default=18,
