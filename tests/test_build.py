@@ -85,7 +85,7 @@ def test_int8_gate_warns_and_strict_refuses(env, capsys, monkeypatch):
     rc, out, err = _cli(argv, capsys)
     assert rc == 0 and "WARNING" in out + err and "int8 gate OVER" in out
     # Which data calibrated INT8 is said loudly (issue 13).
-    assert f"INT8 CALIBRATION DATA: 2 images from {env['calib']}" in out
+    assert f"INT8 CALIBRATION DATA: 2 images from {env['calib']} (your --calib folder)" in out
     path = next(line.split()[1] for line in out.splitlines() if line.startswith("artifact"))
     gate = json.loads(open(path + ".json").read())["quality_gate"]
     assert not gate["ok"] and gate["sets"]["eval"]["images"] == 2

@@ -90,11 +90,10 @@ def _announce_calibration(b: _Build, desc: str) -> None:
     if b.spec.plan.graph != "int8":
         b.log(f"  calibration: {desc}")
         return
-    where = {"folder": f"your --calib folder {b.spec.calib}",
-             "bsd200": f"the shared BSD200 photographs in {default_root()}",
-             "synthetic": "SYNTHETIC images: no real photographs were found"}[source]
+    where = {"folder": "your --calib folder", "bsd200": f"shared data in {default_root()}",
+             "synthetic": "no real photographs were found"}[source]
     bar = "  " + "=" * 78
-    lines = [bar, f"  INT8 CALIBRATION DATA: {desc}, from {where}"]
+    lines = [bar, f"  INT8 CALIBRATION DATA: {desc} ({where})"]
     if source == "synthetic":
         lines.append(f"  INT8 scales from synthetic images may not fit real content. To fix: set {ENV} to a "
                      f"folder with BSD200 (and Set5/Set14 for the quality gate; looked in {default_root()}), "
