@@ -25,6 +25,9 @@ from .model import SCALE  # noqa: E402 - the one home of the scale factor
 # and up to three temporaries of it while it is cropped, converted and quantized.
 ASSEMBLY_BYTES_PER_LR_PIXEL = 4 * SCALE * SCALE * 3 * 4
 MIN_TILE = 16
+# Share of the budget planned for: the rest absorbs what estimates miss (allocator fragmentation,
+# library scratch; measured: the torch engine's 12 KiB/pixel is met within about 10%).
+PLANNED_SHARE = 0.9
 
 
 def default_budget(device: torch.device) -> int:
@@ -49,7 +52,7 @@ class Plan:
 
     @property
     def total(self) -> int:
-        return self.working + self.fixed
+        return self.working + self.fixed  # at most PLANNED_SHARE of the budget
 
 
 def _per_pixel(engine) -> int:
@@ -68,7 +71,7 @@ def plan(engine, h: int, w: int, budget: int | None = None, fixed: int = 0) -> P
     """Largest tiling of an h x w frame whose working set plus ``fixed`` fits the budget."""
     budget = budget or default_budget(engine.torch_device)
     mib = 2 ** 20
-    left = budget - fixed
+    left = int(budget * PLANNED_SHARE) - fixed
     max_hw = engine.shapes.max_hw
     fits_shape = max_hw is None or (h <= max_hw[0] and w <= max_hw[1])
     if fits_shape and working_set(engine, h, w, 0) <= left:

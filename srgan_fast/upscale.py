@@ -182,7 +182,8 @@ def parse_args(argv):
     from . import engines
     from .checkpoints import DEFAULT_MODEL, MODELS
 
-    p = argparse.ArgumentParser(prog="python -m srgan_fast.upscale", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m srgan_fast.upscale",
+                                description="Upscale an image, a folder of images, or a video 4x.")
     p.add_argument("input", help="image, folder of images, or video")
     p.add_argument("output", help="output file or folder")
     p.add_argument("--backend", default=None, choices=("auto",) + engines.BACKENDS,

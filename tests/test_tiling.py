@@ -51,11 +51,12 @@ def test_planned_working_set_respects_the_budget(tiny_generator, budget_mib, fix
     engine = TorchEngine(tiny_generator)
     for h, w in [(50, 70), (600, 600), (1200, 1200), (3000, 800)]:
         p = tiling.plan(engine, h, w, budget_mib << 20, fixed_mib << 20)
-        assert p.total <= budget_mib << 20
+        assert p.total <= tiling.PLANNED_SHARE * (budget_mib << 20)
         assert p.working == tiling.working_set(engine, h, w, p.tile)
         # and it is the largest such tile: one more pixel would not fit
         if p.tile:
-            assert tiling.working_set(engine, h, w, p.tile + 1) + (fixed_mib << 20) > budget_mib << 20 or \
+            assert tiling.working_set(engine, h, w, p.tile + 1) + (fixed_mib << 20) > \
+                tiling.PLANNED_SHARE * (budget_mib << 20) or \
                 p.tile + 1 + 2 * engine.radius > max(h, w)
     with pytest.raises(SrganError, match="output and its encoding alone need 600 MiB"):
         tiling.plan(engine, 1000, 1000, 512 << 20, 600 << 20)
@@ -65,6 +66,6 @@ def test_budget_tiling_is_exact(tiny_generator):
     engine = TorchEngine(tiny_generator)
     x = torch.rand(1, 3, 60, 64)  # 3840 LR pixels: more than the budget's 44x44 window
     fixed = 3 * 240 * 256 * 4  # tiling.upscale's float result
-    budget = tiling.working_set(engine, 60, 64, 20) + fixed
+    budget = int((tiling.working_set(engine, 60, 64, 20) + fixed) / tiling.PLANNED_SHARE) + 1
     assert tiling.auto_tile(engine, 60, 64, budget, fixed=fixed) == 20
     assert_close(tiling.upscale(engine, x, budget=budget), tiling.upscale(engine, x, tile=0), "fp32", atol=1e-5, rtol=0)
