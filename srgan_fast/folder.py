@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import SrganError
 from .imageio import IMAGE_EXTS, INPUT_EXTS, read_image, same_file
+from .video.stages import put as _put  # the video pipeline's stop-aware put (PyAV not needed)
 
 CANVASES = 3  # one being filled, one queued, one being encoded
 _DONE = object()
@@ -76,7 +77,7 @@ def plan_folder(inp: Path, out: Path, recursive: bool = False, overwrite: bool =
 
 def _walk(inp: Path, out: Path, recursive: bool, plan: FolderPlan):
     """Image files under ``inp`` in name order; everything else is recorded as skipped."""
-    from .video import VIDEO_EXTS
+    from .video.options import VIDEO_EXTS
 
     for entry in sorted(inp.iterdir()):
         if entry.name.startswith("."):
@@ -238,16 +239,6 @@ def _write_loop(out_q, stop, state, log, bar, png_level) -> None:
     except BaseException as e:  # a bug: stop everything and re-raise it in the main thread
         state["error"] = e
         stop.set()
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _get(q: queue.Queue, stop: threading.Event):
