@@ -77,6 +77,34 @@ def test_segments_start_at_keyframes_and_cover_every_frame_once(clip):
     assert [s.frames for s in part] == [9, 3]              # frames 3..11, 12..14
 
 
+def test_default_segments_only_for_long_inputs_or_several_workers():
+    from fractions import Fraction
+
+    from srgan_fast.jobs.segments import SourceIndex, segment_length
+
+    def index(seconds):
+        return SourceIndex(list(range(seconds * 24)), list(range(0, seconds * 24, 48)),
+                           Fraction(1, 24), 0.0)
+
+    opts = video.VideoOptions()
+    assert segment_length(None, index(200), opts) == 60          # long: 60 s segments
+    assert segment_length(None, index(10), opts) == 0            # short: one pass
+    assert segment_length(None, index(10), opts, spread=2) == pytest.approx((10 - 1 / 24) / 8)
+    assert segment_length(0.5, index(10), opts) == 0.5
+    assert segment_length(None, index(200), video.VideoOptions(duration=30)) == 0
+    with pytest.raises(SrganError):
+        segment_length(-1, index(10), opts)
+
+
+def test_short_clip_runs_in_one_pass_by_default(clip, weights, tmp_path, capsys):
+    dst = tmp_path / "o.mp4"
+    args = cli_args(clip, dst, weights, "--keep-parts")
+    args.remove("--segment-seconds")
+    args.remove("0.25")
+    assert video.main(args) == 0
+    assert len(decoded(dst)) == 24 and not (tmp_path / "o.mp4.parts").exists()
+
+
 def test_segmented_run_keeps_every_frame_time_and_audio(clip, weights, reference):
     dst, frames = reference
     src_times = [t for t, _ in decoded(clip)]

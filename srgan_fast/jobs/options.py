@@ -29,4 +29,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_spread(args) -> bool:
-    return bool(getattr(args, "ray", None)) or getattr(args, "workers", 1) > 1
+    """--ray, --workers N > 1, or --devices naming several devices."""
+    devices = [d for d in (getattr(args, "devices", None) or "").split(",") if d.strip()]
+    return bool(getattr(args, "ray", None)) or (getattr(args, "workers", 1) or 1) > 1 \
+        or len(devices) > 1

@@ -35,7 +35,7 @@ class _EngineActor:
 
 
 class RayRunner:
-    def __init__(self, spec, address: str, actors: int | None = None, devices: str | None = None):
+    def __init__(self, spec, address: str, actors: int | None = None):
         self.spec, self.address, self.actors = spec, address, actors
 
     def _init(self, ray) -> bool:

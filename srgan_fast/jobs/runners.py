@@ -32,13 +32,15 @@ def make_runner(args, open_engine, spec=None):
     workers = getattr(args, "workers", 1) or 1
     if workers < 1:
         raise SrganError("--workers must be at least 1")
+    devices = getattr(args, "devices", None)
+    if devices and workers == 1:            # --devices cuda:0,cuda:1: one worker per device
+        workers = len([d for d in devices.split(",") if d.strip()])
     ray_address = getattr(args, "ray", None)
     if ray_address:
         from .ray_runner import RayRunner
         return RayRunner(spec or EngineSpec.from_args(args), ray_address,
-                         None if workers == 1 else workers, getattr(args, "devices", None))
+                         None if workers == 1 else workers)
     if workers > 1:
         from .pool import PoolRunner
-        return PoolRunner(spec or EngineSpec.from_args(args),
-                          worker_slots(workers, getattr(args, "devices", None)))
+        return PoolRunner(spec or EngineSpec.from_args(args), worker_slots(workers, devices))
     return InlineRunner(open_engine)

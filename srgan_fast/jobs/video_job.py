@@ -103,16 +103,22 @@ def run_from_args(args, opts: VideoOptions, open_engine) -> dict | None:
     src, dst = Path(args.input), Path(args.output)
     spread = max(getattr(args, "workers", 1) or 1, 2 if getattr(args, "ray", None) else 1)
     asked = getattr(args, "segment_seconds", None)
-    index = None
-    if asked != 0:
-        index = index_source(src)
-        seconds = segment_length(asked, index, opts, spread)
-    else:
-        seconds = 0.0
-    if seconds <= 0:
+    chosen = asked is not None or wants_spread(args)      # else segments are only a default
+    if asked == 0:
         if wants_spread(args):
             raise SrganError("--workers and --ray spread a video by segments: drop "
                              "--segment-seconds 0")
+        return None
+    if not chosen and dst.suffix.lower() == ".avi":
+        return None                                        # AVI keeps no timestamps to join by
+    try:
+        index = index_source(src)
+    except SrganError:
+        if chosen:
+            raise
+        return None          # no timestamps or unreadable packets: one pass says what is wrong
+    seconds = segment_length(asked, index, opts, spread)
+    if seconds <= 0:
         return None
     from .engine_spec import EngineSpec
 
