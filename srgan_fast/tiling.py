@@ -43,6 +43,34 @@ def default_budget(device: torch.device) -> int:
     return int(min(2 << 30, total // 4))
 
 
+def available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def job_budget(engine, fixed: int, budget: int | None = None) -> int:
+    """The budget for a job holding ``fixed`` bytes besides its tiles. Without a ``--memory-budget``
+    the tiles get the default and the job's own memory comes on top, checked against what the
+    machine has free, so an oversized job ends in an error instead of being killed for memory."""
+    if budget is not None:
+        return budget
+    avail = available_memory()
+    if avail is not None and fixed > avail:
+        raise SrganError(f"the output needs {fixed / 2**30:.1f} GiB of memory, more than the "
+                         f"{avail / 2**30:.1f} GiB this machine has available")
+    tiles = default_budget(engine.torch_device)
+    if avail is not None and engine.torch_device.type == "cpu":
+        tiles = min(tiles, max(avail - fixed, 0))
+    return fixed + int(tiles / PLANNED_SHARE)
+
+
 @dataclass(frozen=True)
 class Plan:
     tile: int         # tile core side in LR pixels; 0 = the whole frame at once

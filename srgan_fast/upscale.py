@@ -62,7 +62,8 @@ def render(engine, img: Image, spec: OutSpec, dst: Path, tile: int | None = None
         alpha = None if alpha is None else F.pad(alpha[None, None], (px, px, py, py), mode="replicate")[0, 0]
     ph, pw = lr.shape[-2:]
     if tile is None:
-        tile = tiling.plan(engine, ph, pw, budget, job_bytes(spec, dst, ph, pw, canvases)).tile
+        fixed = job_bytes(spec, dst, ph, pw, canvases)
+        tile = tiling.plan(engine, ph, pw, tiling.job_budget(engine, fixed, budget), fixed).tile
     canvas = new_canvas(spec, ph * SCALE, pw * SCALE)
     with torch.inference_mode():
         for (y0, y1, x0, x1), sr in tiling.upscale_tiles(engine, lr, tile):

@@ -69,3 +69,15 @@ def test_budget_tiling_is_exact(tiny_generator):
     budget = int((tiling.working_set(engine, 60, 64, 20) + fixed) / tiling.PLANNED_SHARE) + 1
     assert tiling.auto_tile(engine, 60, 64, budget, fixed=fixed) == 20
     assert_close(tiling.upscale(engine, x, budget=budget), tiling.upscale(engine, x, tile=0), "fp32", atol=1e-5, rtol=0)
+
+
+def test_default_budget_adds_the_job_and_refuses_what_cannot_fit(tiny_generator, monkeypatch):
+    """Without --memory-budget the tiles get the default and the canvas comes on top; a job larger
+    than the machine's free memory is an error up front, not a process killed for memory."""
+    engine = TorchEngine(tiny_generator)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 4 << 30)
+    budget = tiling.job_budget(engine, 1 << 30)
+    assert budget > 1 << 30 and tiling.plan(engine, 2000, 2000, budget, 1 << 30).total <= budget
+    with pytest.raises(SrganError, match="more than the 4.0 GiB"):
+        tiling.job_budget(engine, 5 << 30)
+    assert tiling.job_budget(engine, 5 << 30, budget=123 << 20) == 123 << 20
