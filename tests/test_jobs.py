@@ -276,3 +276,44 @@ def test_ray_gives_the_same_frames(clip, weights, reference, tmp_path):
                           stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert decoded(dst) == reference[1]
+
+
+@pytest.mark.parametrize("kind", ["vfr", "tagged", "subtitles", "ten_bit"])
+def test_segments_keep_timestamps_tags_streams_and_depth(kind, weights, tmp_path):
+    from test_video import make_video, packets_of
+
+    src = tmp_path / {"vfr": "v.mkv", "tagged": "t.mp4", "subtitles": "s.mkv",
+                      "ten_bit": "ten.mkv"}[kind]
+    if kind == "ten_bit":
+        _ten_bit_clip(src)
+    else:
+        make_video(src, gop=6, vfr=kind == "vfr", audio="pcm_s16le" if kind == "subtitles" else "aac",
+                   subtitles=kind == "subtitles", rotation=90 if kind == "tagged" else None,
+                   colour={"colorspace": 1, "color_primaries": 1, "color_trc": 1,
+                           "color_range": 2} if kind == "tagged" else None)
+    dst, one = tmp_path / f"out{src.suffix}", tmp_path / f"one{src.suffix}"
+    assert video.main(cli_args(src, dst, weights, "--segment-seconds", "0.2")) == 0
+    assert [t for t, _ in decoded(dst)] == [t for t, _ in decoded(src)]
+    # Tags, depth and streams as a one-pass run writes them (a few frames of one suffice).
+    assert video.main(cli_args(src, one, weights, "--segment-seconds", "0", "--duration", "0.1")) == 0
+    with av.open(str(one)) as a, av.open(str(dst)) as b:
+        assert [s.type for s in a.streams] == [s.type for s in b.streams]
+        fa, fb = next(a.decode(video=0)), next(b.decode(video=0))
+        for k in ("colorspace", "color_primaries", "color_trc", "color_range", "rotation"):
+            assert getattr(fb, k) == getattr(fa, k), k
+        assert fb.format.name == fa.format.name
+    for stream in ("audio", "subtitles"):
+        assert packets_of(dst, stream) == packets_of(src, stream)
+
+
+def _ten_bit_clip(path):
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=24, options={"preset": "ultrafast", "qp": "0", "g": "4",
+                                                      "keyint_min": "4", "sc_threshold": "0"})
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p10le"
+        for i in range(12):
+            ramp = np.linspace(0, 65535, 32 * 24 * 3).reshape(24, 32, 3)
+            f = av.VideoFrame.from_ndarray(np.roll(ramp, 97 * i).astype(np.uint16), format="rgb48le")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
