@@ -128,7 +128,8 @@ def run_folder(inp: Path, out: Path, args, budget: int | None) -> int:
         from .jobs.options import wants_spread
         if wants_spread(args):  # --workers N / --ray: the same jobs, one engine per worker
             from .jobs.folder_job import run_spread
-            written, failed = run_spread(plan.jobs, args, budget)
+            from .upscale import upscale_file
+            written, failed = run_spread(plan.jobs, args, budget, upscale_file)
         else:
             engine = open_engine_from_args(args)
             try:

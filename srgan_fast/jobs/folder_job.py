@@ -1,5 +1,5 @@
 """Folders on local workers or Ray: one item per image, written atomically by the image path's
-own ``upscale_file``. Resume is the folder plan's (``srgan_fast.folder``): a finished output is
+own ``upscale_file`` (passed in by the folder command, so this module does not import it back). Resume is the folder plan's (``srgan_fast.folder``): a finished output is
 kept, a 0-byte or truncated one redone. A bad image costs only itself, as in one process."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..errors import SrganError
 
 @dataclass
 class ImageTask:
+    upscale_file: object          # srgan_fast.upscale.upscale_file (pickled by name)
     src: str
     dst: str
     tile: int | None = None
@@ -25,12 +26,10 @@ class ImageTask:
     units = 1
 
     def run(self, engine, bar=None) -> dict:
-        from ..upscale import upscale_file
-
         dst = Path(self.dst)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            notes = upscale_file(engine, Path(self.src), dst, tile=self.tile, budget=self.budget,
+            notes = self.upscale_file(engine, Path(self.src), dst, tile=self.tile, budget=self.budget,
                                  png_level=self.png_level)
             result = {"notes": list(notes)}
         except SrganError as e:
@@ -40,12 +39,13 @@ class ImageTask:
         return result
 
 
-def run_spread(jobs, args, budget) -> tuple[int, int]:
-    """Upscale [(src, dst)] with --workers/--ray; returns (written, failed)."""
+def run_spread(jobs, args, budget, upscale_file) -> tuple[int, int]:
+    """Upscale [(src, dst)] with --workers/--ray and ``upscale_file(engine, src, dst, tile=,
+    budget=, png_level=)``; returns (written, failed)."""
     from .runners import make_runner
 
-    items = [ImageTask(str(s), str(d), args.tile, budget, getattr(args, "png_compression", 1))
-             for s, d in jobs]
+    items = [ImageTask(upscale_file, str(s), str(d), args.tile, budget,
+                       getattr(args, "png_compression", 1)) for s, d in jobs]
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
