@@ -48,7 +48,7 @@ def _write_input(tmp_path, mode):
     import png
     import tifffile
 
-    p = tmp_path / f"in_{mode.replace(';', '').replace('+', '_')}"
+    p = tmp_path / f"in_{mode.replace(';', '').replace('+', '_').replace(' ', '_')}"
     rgb = _smooth(3)
     if mode == "1":
         Image.fromarray(_smooth(1) > 128).convert("1").save(p := p.with_suffix(".png"))
@@ -66,6 +66,10 @@ def _write_input(tmp_path, mode):
             im.save(p := p.with_suffix(".png"))
     elif mode == "CMYK":
         Image.fromarray(rgb).convert("CMYK").save(p := p.with_suffix(".tif"))
+    elif mode == "CMYK jpeg":
+        Image.fromarray(rgb).convert("CMYK").save(p := p.with_suffix(".jpg"), quality=95)
+    elif mode == "I;16B tiff":
+        tifffile.imwrite(p := p.with_suffix(".tif"), _smooth(1, 65535, np.uint16), byteorder=">")
     elif mode == "I;16":
         Image.fromarray(_smooth(1, 65535, np.uint16)).save(p := p.with_suffix(".png"))
     elif mode == "I;16 tiff":
@@ -81,7 +85,7 @@ def _write_input(tmp_path, mode):
     return p
 
 
-MODES = ["1", "L", "LA", "P", "P+tRNS", "RGB", "RGBA", "CMYK", "I;16", "I;16 tiff", "F",
+MODES = ["1", "L", "LA", "P", "P+tRNS", "RGB", "RGBA", "CMYK", "CMYK jpeg", "I;16", "I;16 tiff", "I;16B tiff", "F",
          "RGB16", "RGBA16", "RGB16 tiff"]
 
 
