@@ -148,9 +148,7 @@ def open_engine_from_args(args):
         if clash:
             raise SrganError(f"{' and '.join(clash)} cannot be combined with --engine: the artifact "
                              "fixes its weights (build another artifact for other weights)")
-        if not hasattr(engines, "load_artifact"):
-            raise SrganError("--engine needs the build extras: pip install 'srgan_fast[cpu]'")
-        engine = engines.load_artifact(args.engine)
+        engine = engines.open_artifact(args.engine)
         _check_engine_matches(args, engine)
     else:
         from .checkpoints import model_weights
