@@ -11,7 +11,16 @@ shared exports, publishing), ``gate`` (the INT8 quality gate), ``pipeline`` (the
 cache lookup), ``cli``. The build may import the backends' build hooks
 (``engines.tensorrt_builder``) and open engines to verify; no runtime backend imports the build.
 """
-from .cli import main, parse_args
-from .pipeline import ensure_artifact, rebuild_stale
-
 __all__ = ["ensure_artifact", "main", "parse_args", "rebuild_stale"]
+
+
+def __getattr__(name):  # lazily: importing one build module (e.g. gate) should not load the pipeline
+    if name in ("main", "parse_args"):
+        from . import cli
+
+        return getattr(cli, name)
+    if name in ("ensure_artifact", "rebuild_stale"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,8 +5,6 @@ shared data, on the --calib or synthetic images) is reported loudly, and refused
 """
 from __future__ import annotations
 
-import torch
-
 INT8_GATE_DB = 0.3
 
 
@@ -19,6 +17,8 @@ def describe_gate(gate: dict) -> str:
 
 def int8_gate(engine, generator, calib=None) -> dict:
     """Mean Y-PSNR (vs HR) of the INT8 engine and of the fp32 PyTorch reference, per set."""
+    import torch
+
     from .. import tiling
     from ..datasets import gate_sets, to_tensor, u8
     from ..metrics import psnr_y
