@@ -147,6 +147,9 @@ class NearestEngine:
     def info(self):
         return {"backend": self.name}
 
+    def close(self):
+        pass
+
 
 def _decoded_frames(src: Path, frames: int | None) -> list:
     from srgan_fast.video.source import open_input
