@@ -274,3 +274,18 @@ def test_builds_leave_the_home_cache_alone(env, private_artifact_cache):
     record = ensure_artifact(env["w"], "fp32", "openvino", shapes="1x8x8:1x8x8:1x8x8", log=lambda m: None)
     assert private_artifact_cache in record.path.parents
     assert snapshot() == before
+
+
+def test_older_format_is_stale_never_run(fp32_artifact, tmp_path):
+    """An unsealed sidecar of an older format is reported as stale (rebuilt or refused), never opened."""
+    from srgan_fast import engines
+    from srgan_fast.errors import SrganError
+
+    path = _copy(fp32_artifact, tmp_path)
+    side = path.with_name(path.name + ".json")
+    sc = json.loads(side.read_text())
+    sc["format_version"] = 2
+    del sc["integrity"]
+    side.write_text(json.dumps(sc))
+    with pytest.raises(SrganError, match=r"stale or foreign artifact \(artifact format 2 \(now 3\)"):
+        engines.open_artifact(path, rebuild_stale=False)
