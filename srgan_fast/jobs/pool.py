@@ -86,6 +86,7 @@ class PoolRunner:
         self.todo = collections.deque(items)
         self.by_key = {it.key: it for it in items}
         self.attempts: collections.Counter = collections.Counter()
+        self.start_deaths = 0
         self.shown: collections.Counter = collections.Counter()   # bar units per held item
         try:
             for wid in range(min(len(self.slots), len(items))):
@@ -147,9 +148,11 @@ class PoolRunner:
                 continue
             del self.workers[wid]
             item = w["item"]
-            if item is None and not w["ready"]:
-                raise SrganError(f"worker {wid} died while opening its engine "
-                                 f"(exit code {w['process'].exitcode})")
+            if not w["ready"]:
+                self.start_deaths += 1      # killed while starting: start another, a few times
+                if self.start_deaths >= MAX_ATTEMPTS:
+                    raise SrganError(f"workers died {MAX_ATTEMPTS} times while opening their "
+                                     f"engine (last exit code {w['process'].exitcode})")
             if item is not None:
                 self.attempts[item.key] += 1
                 if self.attempts[item.key] >= MAX_ATTEMPTS:
