@@ -246,18 +246,48 @@ def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
     proc = subprocess.Popen([sys.executable, "-m", "srgan_fast.video",
                              *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")],
                             stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
-    work, killed, t0 = tmp_path / "out.mp4.parts", False, time.time()
+    killed, t0 = False, time.time()
     while proc.poll() is None and not killed and time.time() - t0 < 60:
-        if any(work.glob("*.partial*")):                   # a worker is writing a part
-            workers = [c for c in psutil.Process(proc.pid).children()
-                       if "spawn_main" in " ".join(c.cmdline())]
-            if workers:
-                workers[0].kill()
+        for worker in _workers(psutil, proc):
+            try:
+                writing = any(".partial" in f.path for f in worker.open_files())
+            except psutil.Error:
+                continue
+            if writing:                                     # it holds a part: kill it mid-way
+                worker.kill()
                 killed = True
+                break
         time.sleep(0.02)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert killed, "the job ended before a worker could be killed"
+    assert decoded(dst) == reference[1]
+
+
+def _workers(psutil, proc):
+    try:
+        return [c for c in psutil.Process(proc.pid).children()
+                if "spawn_main" in " ".join(c.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_their_parts(clip, weights, reference, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
+    argv = [sys.executable, "-m", "srgan_fast.video",
+            *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
+    _wait_for_parts(work, 1, proc)
+    workers = _workers(psutil, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert not dst.exists() and not list(work.glob("*.partial*"))
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    done = len(json.loads((work / "manifest.json").read_text())["done"])
+    rerun = subprocess.run(argv, stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=300)
+    assert rerun.returncode == 0 and f"resuming: {done} of 4" in rerun.stderr, rerun.stderr
     assert decoded(dst) == reference[1]
 
 
