@@ -59,11 +59,11 @@ class EngineSpec:
         options = {}
         if self.device:
             options["device"] = self.device
+        if self.artifact:          # its sidecar names the backend; thread options vary by one
+            return engines.load_artifact(self.artifact, **options)
         backend = engines.default_backend() if self.backend == "auto" else self.backend
         if self.threads and backend == "openvino":
             options["threads"] = self.threads
-        if self.artifact:
-            return engines.load_artifact(self.artifact, **options)
         return engines.open_engine(backend, self.precision, weights=self.weights, **options)
 
 
