@@ -246,18 +246,22 @@ def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
     proc = subprocess.Popen([sys.executable, "-m", "srgan_fast.video",
                              *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")],
                             stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
-    killed, t0 = False, time.time()
+    work, killed, t0 = tmp_path / "out.mp4.parts", False, time.time()
     while proc.poll() is None and not killed and time.time() - t0 < 60:
-        for worker in _workers(psutil, proc):
+        if not any(work.glob("*.partial*")):               # no part being written yet
+            time.sleep(0.01)
+            continue
+        workers = _workers(psutil, proc)
+        for worker in workers:                              # prefer the one writing it
             try:
-                writing = any(".partial" in f.path for f in worker.open_files())
+                if any(".partial" in f.path for f in worker.open_files()):
+                    workers = [worker]
+                    break
             except psutil.Error:
                 continue
-            if writing:                                     # it holds a part: kill it mid-way
-                worker.kill()
-                killed = True
-                break
-        time.sleep(0.02)
+        if workers:
+            workers[0].kill()
+            killed = True
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert killed, "the job ended before a worker could be killed"
