@@ -351,3 +351,20 @@ def _ten_bit_clip(path):
             f.pts = i
             c.mux(v.encode(f))
         c.mux(v.encode())
+
+
+def test_manifest_refuses_another_source_and_reads_a_damaged_one_as_another_job(tmp_path):
+    from srgan_fast.jobs.manifest import Manifest
+    from srgan_fast.jobs.segments import Segment
+
+    segs = [Segment(0, None, None, 0, 0, 24, 1.0)]
+    work = tmp_path / "o.mp4.parts"
+    m, existed = Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
+    assert not existed and (work / "manifest.json").is_file()
+    with pytest.raises(SrganError, match="another source file.*--restart"):
+        Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=False)
+    (work / "manifest.json").write_text("{not json")
+    with pytest.raises(SrganError, match="unreadable manifest.*--restart"):
+        Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
+    m, existed = Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=True)
+    assert not existed and m.data["done"] == {}

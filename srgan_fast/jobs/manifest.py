@@ -84,10 +84,12 @@ class Manifest:
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
-            return {}            # unreadable: treated as a different job
+            return {"unreadable": True}      # treated as a different job
 
     @staticmethod
     def _difference(old: dict, new: dict) -> str:
+        if old.get("unreadable"):
+            return "an unreadable manifest"
         if old.get("version") != new["version"]:
             return "another manifest version"
         if old.get("source") != new["source"]:
