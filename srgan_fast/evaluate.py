@@ -132,8 +132,9 @@ def main(argv=None):
         weights = _weights(args)
         paper_row = "SRGAN" if model_name(weights) == "srgan" else "SRResNet"
         engine = engines.open_engine(args.backend, args.precision, weights=weights)
-        label = "srgan_fast" if engine.name == "torch" and engine.precision == "fp32" else \
-            f"srgan_fast {engine.name} {engine.precision}"
+        label = f"srgan_fast {model_name(weights) or Path(weights).name}"
+        if (engine.name, engine.precision) != ("torch", "fp32"):
+            label += f" ({engine.name} {engine.precision})"
         methods[label] = engine_upscaler(engine)
     results = {}
     for folder in map(Path, args.data):
