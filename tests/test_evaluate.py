@@ -1,7 +1,7 @@
 """``python -m srgan_fast.evaluate`` on tiny folders it makes: the table, the JSON, and bad input."""
 import json
-from pathlib import Path
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
