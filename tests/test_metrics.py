@@ -71,3 +71,21 @@ def test_bicubic_reproduces_the_paper(shared_data):
     set14 = evaluate(load_pairs(shared_data / "Set14"), bicubic)
     assert set5["psnr_y"] == pytest.approx(28.43, abs=0.05)
     assert set14["psnr_y"] == pytest.approx(25.99, abs=0.15)
+
+
+def test_checker_excess_flags_period_two_patterns_not_detail():
+    from srgan_fast.metrics import checker_excess
+
+    rng = np.random.default_rng(0)
+    # A natural-ish image: smooth gradients plus mid-frequency texture (blurred noise).
+    yy, xx = np.mgrid[0:96, 0:96]
+    noise = rng.normal(0, 1, (96, 96))
+    blurred = (noise + np.roll(noise, 1, 0) + np.roll(noise, 1, 1) + np.roll(noise, (1, 1), (0, 1))) / 4
+    base = 120 + 40 * np.sin(xx / 9) + 25 * blurred
+    hr = np.clip(np.stack([base] * 3, -1), 0, 255).astype(np.uint8)
+    assert checker_excess(hr, hr) == pytest.approx(1.0)
+    board = np.where((yy + xx) % 2 == 0, 10, -10)[..., None]
+    with_board = np.clip(hr.astype(int) + board, 0, 255).astype(np.uint8)
+    assert checker_excess(with_board, hr) > 1.2
+    with_detail = np.clip(hr.astype(int) + (8 * blurred)[..., None].astype(int), 0, 255).astype(np.uint8)
+    assert checker_excess(with_detail, hr) < 1.1
