@@ -61,7 +61,7 @@ def make_frames(folder: Path, count: int, w: int, h: int) -> list[Path]:
 
 def bare_seconds(engine, paths, budget) -> list[float]:
     """Per-frame time of the engine calls a job makes (tiling plan included), nothing else."""
-    from srgan_fast import tiling, upscale
+    from srgan_fast import imagejob as upscale, tiling
     from srgan_fast.imageio import read_image
 
     times = []
@@ -78,7 +78,7 @@ def bare_seconds(engine, paths, budget) -> list[float]:
 
 
 def job_seconds(engine, paths, out: Path, budget, png_level: int, serial: bool = False) -> float:
-    from srgan_fast import folder, upscale
+    from srgan_fast import folder, imagejob as upscale
 
     jobs = [(p, out / p.name) for p in paths]
     out.mkdir(parents=True)

@@ -49,7 +49,7 @@ def child(size: int, budget_mib: int, backend: str, weights: str | None, ext: st
     import numpy as np
     from PIL import Image
 
-    from srgan_fast import engines, upscale
+    from srgan_fast import engines, imagejob as upscale
     from srgan_fast.imageio import read_image
 
     with tempfile.TemporaryDirectory() as d:

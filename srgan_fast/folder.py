@@ -108,7 +108,7 @@ def describe_skipped(plan: FolderPlan, root: Path) -> str | None:
     return f"skipped {total} entr{'y' if total == 1 else 'ies'} of {root}: " + "; ".join(parts)
 
 
-def run_folder(inp: Path, out: Path, args, budget: int | None) -> int:
+def run_folder(inp: Path, out: Path, args, budget: int | None, open_engine) -> int:
     """The folder CLI: plan, report, run the pipeline, summarise. Exit 1 if any image failed."""
     plan = plan_folder(inp, out, args.recursive, args.overwrite)
     log = _printer()
@@ -123,15 +123,13 @@ def run_folder(inp: Path, out: Path, args, budget: int | None) -> int:
     written, failed = 0, 0
     if plan.jobs:
         out.mkdir(parents=True, exist_ok=True)
-        from .upscale import open_engine_from_args
-
         from .jobs.options import wants_spread
         if wants_spread(args):  # --workers N / --ray: the same jobs, one engine per worker
             from .jobs.folder_job import run_spread
-            from .upscale import upscale_file
+            from .imagejob import upscale_file
             written, failed = run_spread(plan.jobs, args, budget, upscale_file)
         else:
-            engine = open_engine_from_args(args)
+            engine = open_engine()
             try:
                 written, failed = run_jobs(engine, plan.jobs, tile=args.tile, budget=budget,
                                            png_level=args.png_compression, progress=not args.no_progress)
@@ -154,7 +152,7 @@ def run_jobs(engine, jobs, *, tile=None, budget=None, png_level=1, progress=True
 
     A bad file costs only itself: its one-line error is printed and the run goes on.
     """
-    from .upscale import render, size_notes, spec_for
+    from .imagejob import render, size_notes, spec_for
 
     bar = None
     if progress and len(jobs) > 1:

@@ -19,6 +19,7 @@ import torch
 from .atomic import atomic_output
 from .errors import SrganError
 from .model import SCALE
+from .pixels import quantize, rgb_to_gray
 
 # Per output extension: format name, grey layouts?, alpha?, sample bits it stores, ICC profile?
 _CAPS = {".png": ("PNG", True, True, (8, 16), True),
@@ -89,8 +90,6 @@ def new_canvas(spec: OutSpec, h: int, w: int) -> np.ndarray:
 def fill(canvas: np.ndarray, spec: OutSpec, y0: int, x0: int, rgb: torch.Tensor,
          alpha: torch.Tensor | None = None) -> None:
     """Quantize one upscaled tile (rgb (3, h, w), alpha (h, w), float [0, 1]) into ``canvas``."""
-    from .imageio import quantize, rgb_to_gray
-
     planes = rgb_to_gray(rgb)[None] if spec.luma else rgb
     if spec.composite and alpha is not None:
         a = alpha.clamp(0, 1)[None]

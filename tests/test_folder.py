@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srgan_fast import folder, upscale
+from srgan_fast import folder, imagejob, upscale
 from srgan_fast.checkpoints import save_generator
 
 from test_imageio import NearestEngine
@@ -103,7 +103,7 @@ def test_pipeline_equals_one_at_a_time_and_survives_bad_files(tmp_path, capsys):
             continue
         alone = tmp_path / "alone" / f"{i}.png"
         alone.parent.mkdir(exist_ok=True)
-        upscale.upscale_file(NearestEngine(), s, alone)
+        imagejob.upscale_file(NearestEngine(), s, alone)
         assert np.array_equal(np.asarray(Image.open(d)), np.asarray(Image.open(alone)))
     assert not list((tmp_path / "piped").glob(".*partial*"))
 

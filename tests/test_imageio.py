@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from srgan_fast import upscale
+from srgan_fast import imagejob as upscale  # the image job the CLI runs
 from srgan_fast.engines.base import Engine
 from srgan_fast.errors import SrganError
 from srgan_fast.imageio import read_image
@@ -227,7 +227,9 @@ def test_rgba_to_jpeg_composites_on_white_via_cli(tmp_path, tiny_generator, caps
     rgba[..., 0] = 255  # red everywhere, but only the right half is visible
     rgba[:, 10:, 3] = 255
     Image.fromarray(rgba).save(tmp_path / "in.png")
-    code = upscale.main([str(tmp_path / "in.png"), str(tmp_path / "out.jpg"), "--backend", "torch",
+    from srgan_fast.upscale import main
+
+    code = main([str(tmp_path / "in.png"), str(tmp_path / "out.jpg"), "--backend", "torch",
                          "--weights", str(tmp_path / "g.safetensors"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0 and "note: JPEG has no alpha channel: transparent areas composited on white" in err
