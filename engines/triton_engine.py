@@ -111,7 +111,7 @@ class TritonEngine(Engine):
 
         self.head = pack(g.head, g.head_prelu)
         self.blocks = [(pack(b.conv1, b.prelu), pack(b.conv2)) for b in g.blocks]
-        self.body = pack(g.body_conv)
+        self.body = pack(g.body_conv, g.body_prelu)  # PReLU: leftthomas's released variant
         self.upsample = [pack(u.conv, u.prelu, shuffle=True) for u in g.upsample]
         self.tail = pack(g.tail)
 
@@ -140,7 +140,10 @@ class TritonEngine(Engine):
                 step()
                 h = k.conv3x3_add(mid, conv2, residual=h)
                 step()
-            h = k.conv3x3_add(h, self.body, residual=skip)
+            if self.body.alpha is not None:
+                h = k.conv3x3_prelu(h, self.body, residual=skip)
+            else:
+                h = k.conv3x3_add(h, self.body, residual=skip)
             step()
             del skip
             for up in self.upsample:

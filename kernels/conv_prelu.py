@@ -20,14 +20,17 @@ def _check(p: PackedConv, prelu: bool) -> None:
         raise ValueError("conv3x3_add takes a layer packed without PReLU")
 
 
-def conv3x3_prelu(x: torch.Tensor, layer: PackedConv, out: torch.Tensor | None = None) -> torch.Tensor:
-    """prelu(conv3x3(x) + bias) on NHWC ``x``; ``layer`` from ``pack_conv(w, b, alpha=...)``."""
+def conv3x3_prelu(x: torch.Tensor, layer: PackedConv, out: torch.Tensor | None = None,
+                  residual: torch.Tensor | None = None) -> torch.Tensor:
+    """prelu(conv3x3(x) + bias) [+ residual] on NHWC ``x``; ``layer`` from
+    ``pack_conv(w, b, alpha=...)``. The residual form is the body conv of leftthomas/SRGAN's
+    released generator (PReLU instead of BatchNorm before the global skip)."""
     _check(layer, prelu=True)
-    return conv2d_nhwc(x, layer, out=out)
+    return conv2d_nhwc(x, layer, residual=residual, out=out)
 
 
-def conv3x3_prelu_reference(x, weight, bias, alpha):
-    return conv2d_nhwc_reference(x, weight, bias, alpha=alpha)
+def conv3x3_prelu_reference(x, weight, bias, alpha, residual=None):
+    return conv2d_nhwc_reference(x, weight, bias, alpha=alpha, residual=residual)
 
 
 def conv3x3_add(x: torch.Tensor, layer: PackedConv, residual: torch.Tensor,

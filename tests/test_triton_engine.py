@@ -62,6 +62,16 @@ def test_other_output_mappings(tiny_generator, mapping):
     assert_close(TritonEngine(g)(lr), _reference(g, lr), "fp32")
 
 
+def test_released_leftthomas_body_variant(tiny_generator):
+    """PReLU instead of BatchNorm after the body conv (leftthomas/SRGAN's released weights)."""
+    g = Generator(num_blocks=2, body="prelu")
+    state = {k: v for k, v in tiny_generator.state_dict().items() if not k.startswith("body_bn.")}
+    g.load_state_dict({**state, "body_prelu.weight": torch.tensor([-0.7])})
+    g = _spread_tail(g)
+    lr = _lr(1, 3, 5, 4, seed=3)
+    assert_close(TritonEngine(g)(lr), _reference(g, lr), "fp32")
+
+
 @pytest.mark.slow
 def test_full_size_generator_parity():
     """The shipped architecture (16 blocks, per-channel PReLUs) on a 4x3 image."""
