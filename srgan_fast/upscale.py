@@ -99,7 +99,8 @@ def parse_args(argv):
     p.add_argument("--backend", default=None, choices=("auto",) + engines.BACKENDS,
                    help="auto: TensorRT on an NVIDIA GPU, else OpenVINO on the CPU "
                         "(default: auto; with --engine: the artifact's)")
-    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "int8"),
+    from .precision import PRECISIONS
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="arithmetic the engine runs; a CPU without fp16 runs the nearest it has and "
                         "says so (default: fp32; with --engine: the artifact's)")
     p.add_argument("--engine", help="a built engine artifact (python -m srgan_fast.build); fixes the "

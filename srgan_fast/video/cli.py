@@ -19,9 +19,13 @@ def parse_args(argv):
     p.add_argument("output", help="output video file")
     p.add_argument("--backend", default="auto", choices=("auto",) + engines.BACKENDS,
                    help="inference backend (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16", "int8"),
+    from ..checkpoints import DEFAULT_MODEL, MODELS
+    from ..precision import PRECISIONS
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="precision asked of the engine (default: %(default)s)")
-    p.add_argument("--weights", help="generator weights (default: the shipped model)")
+    p.add_argument("--model", choices=tuple(MODELS), default=None,
+                   help=f"shipped generator (default: {DEFAULT_MODEL})")
+    p.add_argument("--weights", help="generator weights file; overrides --model")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in LR pixels (default: from the memory budget; 0 = whole frame)")
     p.add_argument("--memory-budget", type=int, default=None, metavar="MiB",
@@ -62,8 +66,9 @@ def main(argv=None):
     args = parse_args(argv)
 
     def open_engine():
+        from ..checkpoints import model_weights
         from ..engines import open_engine as _open
-        return _open(args.backend, args.precision, weights=args.weights)
+        return _open(args.backend, args.precision, weights=model_weights(args.model, args.weights))
 
     stats = run_video(args, open_engine)
     print(f"wrote {args.output}: {stats['frames_out']} frames in {stats['seconds']:.1f} s "
