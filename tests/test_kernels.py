@@ -71,30 +71,23 @@ def test_conv3x3_prelu(shape, alpha_n, prec):
 
 
 @pytest.mark.parametrize("prec", PRECISIONS)
-@pytest.mark.parametrize("shape", SHAPES_3x3[:2], ids=_ids)
-def test_conv3x3_prelu_then_residual(shape, prec):
-    """prelu(conv) + skip in one epilogue: the released leftthomas body conv."""
-    n, cin, h, w, cout = shape
-    wt, b = _layer(cin, cout)
-    wk, wr = _cast(wt, prec)
-    x, xr = _cast(_rand(n, h, w, cin), prec)
-    res, resr = _cast(_rand(n, h, w, cout), prec)
-    alpha = _alpha(1)
-    y = K.conv3x3_prelu(x, K.pack_conv(wk, b, alpha, dtype=DTYPES[prec]), residual=res)
-    expected = K.conv3x3_prelu_reference(xr, wr, b, alpha, residual=resr)
-    assert_close(y, expected, prec)
-
-
-@pytest.mark.parametrize("prec", PRECISIONS)
-@pytest.mark.parametrize("shape", SHAPES_3x3[:4], ids=_ids)
-def test_conv3x3_add(shape, prec):
+@pytest.mark.parametrize("shape, prelu", [(s, False) for s in SHAPES_3x3[:4]] + [(s, True) for s in SHAPES_3x3[:2]],
+                         ids=_ids)
+def test_conv3x3_add(shape, prelu, prec):
+    """conv + skip (residual blocks), and prelu(conv) + skip (leftthomas's released body conv)."""
     n, cin, h, w, cout = shape
     wt, b = _layer(cin, cout)
     wk, wr = _cast(wt, prec)
     x, xr = _cast(_rand(n, h, w, cin), prec)
     res, resr = _cast(_rand(n, h, w, cout, seed=7), prec)
-    y = K.conv3x3_add(x, K.pack_conv(wk, b, dtype=DTYPES[prec]), residual=res)
-    assert_close(y, K.conv3x3_add_reference(xr, wr, b, resr), prec)
+    if prelu:
+        alpha = _alpha(1)
+        y = K.conv3x3_prelu(x, K.pack_conv(wk, b, alpha, dtype=DTYPES[prec]), residual=res)
+        expected = K.conv3x3_prelu_reference(xr, wr, b, alpha, residual=resr)
+    else:
+        y = K.conv3x3_add(x, K.pack_conv(wk, b, dtype=DTYPES[prec]), residual=res)
+        expected = K.conv3x3_add_reference(xr, wr, b, resr)
+    assert_close(y, expected, prec)
 
 
 @pytest.mark.parametrize("prec", PRECISIONS)
