@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from srgan_fast.checkpoints import PACKAGE_WEIGHTS, load_generator
+from srgan_fast.checkpoints import MODELS, load_generator
 from srgan_fast.engines.torch_engine import TorchEngine
 from srgan_fast.imageio import read_image, to_uint8
 
@@ -19,15 +19,18 @@ DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"
 
 
+@pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("name", ["baby_lr", "comic_lr"])
-def test_shipped_weights_golden(name):
-    if not PACKAGE_WEIGHTS.is_file():
-        pytest.skip(f"shipped weights missing: {PACKAGE_WEIGHTS}")
-    engine = TorchEngine(load_generator())
+def test_shipped_weights_golden(model, name):
+    weights = MODELS[model]
+    if not weights.is_file():
+        pytest.skip(f"shipped {model} weights missing: {weights}")
+    engine = TorchEngine(load_generator(weights))
     lr = read_image(DATA / f"{name}.png").rgb[None]
     with torch.no_grad():
         out = to_uint8(engine(lr)[0]).permute(1, 2, 0).numpy()
-    golden_path = GOLDEN / f"{name}_x4.png"
+    # The SRResNet's files keep their original names.
+    golden_path = GOLDEN / (f"{name}_x4.png" if model == "srresnet" else f"{name}_{model}_x4.png")
     if os.environ.get("SRGAN_FAST_REGEN_GOLDEN"):
         Image.fromarray(out).save(golden_path)
     golden = np.asarray(Image.open(golden_path))

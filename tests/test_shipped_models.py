@@ -1,0 +1,33 @@
+"""Both shipped generators through the export path TensorRT and OpenVINO consume: the fp32 ONNX
+matches PyTorch, and the fp16 graph made from measured activation ranges keeps every layer in
+fp16's range and matches within the fp16 tolerance (fp16 storage emulated exactly, since ONNX
+Runtime's CPU provider computes fp16 layers in fp32). The INT8 gate of both is in the README."""
+import pytest
+import torch
+from conftest import has_module
+
+from srgan_fast.checkpoints import MODELS, load_generator
+
+pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxruntime")),
+                                 reason="needs onnx and onnxruntime (pip install 'srgan_fast[cpu]')"),
+              pytest.mark.usefixtures("one_torch_thread")]
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_shipped_model_exports_and_fits_fp16(model, tmp_path):
+    from srgan_fast.build.export import export_onnx, reference_outputs, run_onnx
+    from srgan_fast.build.fp16 import activation_ranges, convert_fp16, emulate_onnx
+    from srgan_fast.datasets import calibration_images
+    from srgan_fast.parity import assert_close
+
+    if not MODELS[model].is_file():
+        pytest.skip(f"shipped {model} weights missing: {MODELS[model]}")
+    g = load_generator(MODELS[model])
+    path = export_onnx(g, tmp_path / "g.onnx")
+    calib, _source = calibration_images(count=4, crop=48)
+    report = convert_fp16(path, tmp_path / "g16.onnx", activation_ranges(path, calib))
+    assert report["max_abs"] < report["limit"] and report["kept_fp32"] == [], report
+    x = [torch.rand(1, 3, 21, 17, generator=torch.Generator().manual_seed(5))]
+    ref = reference_outputs(g, x)[0]
+    assert_close(run_onnx(path, x)[0], ref, "fp32")
+    assert_close(emulate_onnx(tmp_path / "g16.onnx", x)[0], ref, "fp16")
