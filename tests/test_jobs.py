@@ -368,3 +368,19 @@ def test_manifest_refuses_another_source_and_reads_a_damaged_one_as_another_job(
         Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
     m, existed = Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=True)
     assert not existed and m.data["done"] == {}
+
+
+def test_workers_share_one_build_of_a_cpu_artifact(monkeypatch):
+    """The parent builds a CPU backend's artifact once before the workers start (they then hit
+    the cache); torch needs no artifact and a GPU build belongs to each GPU's worker."""
+    import srgan_fast.build.pipeline as pipeline
+    from srgan_fast.jobs.engine_spec import EngineSpec
+
+    calls = []
+    monkeypatch.setattr(pipeline, "ensure_artifact", lambda *a, **k: calls.append(a))
+    EngineSpec(backend="openvino", precision="int8", weights="w.safetensors").prepare()
+    assert calls == [("w.safetensors", "int8", "openvino")]
+    EngineSpec(backend="torch").prepare()
+    EngineSpec(backend="onnxruntime", device="cuda:1").prepare()
+    EngineSpec(backend="openvino", artifact="built/").prepare()
+    assert len(calls) == 1

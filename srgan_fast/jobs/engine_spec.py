@@ -49,6 +49,19 @@ class EngineSpec:
             ident["model"] = str(path)
         return ident
 
+    def prepare(self) -> None:
+        """Build a CPU backend's artifact once, here, before the workers start: they then find it
+        in the cache instead of each building the same artifact (the slow part of opening)."""
+        from .. import engines
+
+        backend = engines.default_backend() if self.backend == "auto" else self.backend
+        if self.artifact or backend not in ("openvino", "onnxruntime") or \
+                (self.device or "cpu").startswith("cuda"):
+            return
+        from ..build.pipeline import ensure_artifact
+
+        ensure_artifact(self.weights, self.precision, backend)
+
     def open(self):
         """Open the engine in this process, with its device and thread count."""
         from .. import engines

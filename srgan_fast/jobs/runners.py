@@ -36,6 +36,9 @@ def make_runner(args, open_engine, spec=None):
     if devices and workers == 1:            # --devices cuda:0,cuda:1: one worker per device
         workers = len([d for d in devices.split(",") if d.strip()])
     ray_address = getattr(args, "ray", None)
+    if ray_address or workers > 1:
+        spec = spec or EngineSpec.from_args(args)
+        spec.prepare()
     if ray_address:
         from .ray_runner import RayRunner
         return RayRunner(spec or EngineSpec.from_args(args), ray_address,
