@@ -19,6 +19,7 @@ import torch
 
 from .errors import SrganError
 from .model import SCALE
+from .pixels import to_uint8
 
 ENV = "SRGAN_FAST_DATA"
 
@@ -48,8 +49,6 @@ class Pair(NamedTuple):
 
 def u8(img) -> np.ndarray:
     """uint8 HWC RGB of an ``imageio.Image`` or a CHW float tensor in [0, 1]."""
-    from .imageio import to_uint8
-
     rgb = img.rgb if hasattr(img, "rgb") else img
     return np.ascontiguousarray(to_uint8(rgb).permute(1, 2, 0).numpy())
 
@@ -121,7 +120,7 @@ def synthetic_images(count: int = 4, size: tuple[int, int] = (64, 64), seed: int
         angle, freq = float(torch.rand(1, generator=gen)) * 3.14, 4 + 20 * float(torch.rand(1, generator=gen))
         img = img + 0.1 * torch.sin(freq * 6.28 * (xx * np.cos(angle) + yy * np.sin(angle)))
         img = img + 0.02 * torch.randn(3, h, w, generator=gen)
-        out.append((img.clamp(0, 1) * 255).round()[None] / 255)
+        out.append(to_uint8(img).float()[None] / 255)  # on the uint8 grid, like real images
     return out
 
 

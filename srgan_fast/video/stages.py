@@ -21,7 +21,7 @@ from fractions import Fraction
 import torch
 
 from ..errors import SrganError
-from ..imageio import to_uint8
+from ..pixels import quantize, to_uint8
 from .plan import Plan
 from .source import av, check_complete, frame_rate, frame_time, packet_time, reason
 
@@ -248,9 +248,8 @@ def upscale_frames(engine, frames: torch.Tensor, *, max_value: float = 255.0, ti
 
 
 def _quantize(sr: torch.Tensor, max_value: float) -> torch.Tensor:
-    if max_value == 255.0:
-        return to_uint8(sr)
-    return (sr.clamp(0, 1) * max_value).round().to(torch.uint16)
+    """8-bit frames, or 16-bit containers of 10/12-bit video (max_value 65535)."""
+    return to_uint8(sr) if max_value == 255.0 else quantize(sr, 16).to(torch.uint16)
 
 
 def engine_loop(plan: Plan, engine, in_q, out_q, stop, dec, enc_state, opts, bar) -> dict:
