@@ -47,7 +47,7 @@ def part_name(index: int) -> str:
 
 
 class Manifest:
-    """The job's state on disk: ``work/manifest.json`` plus ``work/part-NNNNN.nut`` files."""
+    """The job's state on disk: ``work/manifest.json`` plus ``work/part-NNNNN.mov`` files."""
 
     def __init__(self, work: Path, data: dict):
         self.work, self.data = work, data

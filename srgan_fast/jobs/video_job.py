@@ -2,7 +2,7 @@
 parts (here, on local workers or on Ray), join them, and clean up.
 
     OUT.parts/manifest.json     source fingerprint, settings, segments, finished parts + checksums
-    OUT.parts/part-00000.nut    one video-only part per segment, written atomically
+    OUT.parts/part-00000.mov    one video-only part per segment, written atomically
 
 Run the same command again after an interruption (Ctrl-C, SIGKILL, a reboot) and it resumes:
 finished parts are verified by checksum and kept, a missing or corrupt one is redone.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from ..atomic import atomic_output
@@ -124,6 +123,6 @@ def run_from_args(args, opts: VideoOptions, open_engine) -> dict | None:
 
     spec = EngineSpec.from_args(args)
     runner = make_runner(args, open_engine, spec)
-    return run_segmented(src, dst, replace(opts, log=opts.log), seconds, runner, spec.identity(),
+    return run_segmented(src, dst, opts, seconds, runner, spec.identity(),
                          restart=getattr(args, "restart", False),
                          keep_parts=getattr(args, "keep_parts", False), index=index)
