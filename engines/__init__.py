@@ -61,7 +61,7 @@ def open_engine(backend: str = "auto", precision: str = "fp32", weights=None, **
 
 
 def _weights_sha256(weights) -> str:
-    from srgan_fast.artifact import file_sha256
+    from srgan_fast.digest import file_sha256
     from srgan_fast.errors import SrganError
 
     try:

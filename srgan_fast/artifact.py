@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .digest import file_sha256
 from .errors import SrganError
 
 FORMAT = "srgan_fast.artifact"
@@ -134,16 +135,6 @@ class ArtifactRecord:
 
 def sidecar_path(artifact_path) -> Path:
     return Path(str(artifact_path) + ".json")
-
-
-def file_sha256(path) -> str:
-    with open(path, "rb") as f:
-        if hasattr(hashlib, "file_digest"):
-            return hashlib.file_digest(f, "sha256").hexdigest()
-        h = hashlib.sha256()  # Python 3.10
-        while block := f.read(1 << 20):
-            h.update(block)
-        return h.hexdigest()
 
 
 def integrity_hash(sidecar: dict) -> str:

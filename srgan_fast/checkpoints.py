@@ -16,7 +16,6 @@ keys and shapes, and checked: anything else is refused in one line. Pickled file
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .digest import file_sha256
 from .errors import SrganError
 from .model import BODY_KINDS, OUTPUT_MAPPINGS, SCALE, Generator
 
@@ -72,14 +72,6 @@ def save_generator(g: Generator, path, dtype=torch.float16, extra: dict | None =
              for k, v in g.state_dict().items()}
     with atomic_output(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_generator(path=None) -> Generator:

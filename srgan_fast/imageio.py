@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_output  # noqa: F401 - re-exported for the video path
 from .errors import SrganError
 from .pixels import quantize, rgb_to_gray, rgb_to_y, to_uint8  # noqa: F401 - re-exported
 

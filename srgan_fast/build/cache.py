@@ -13,7 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..artifact import FORMAT_VERSION, dist_version, file_sha256, seal
+from ..artifact import FORMAT_VERSION, dist_version, seal
+from ..digest import file_sha256
 from ..atomic import write_bytes, write_json
 from ..errors import SrganError
 

@@ -154,7 +154,7 @@ def _compile_step(b: _Build, source: Path, cache_root: Path) -> Path:
                                              log=b.log)
     elif source != art_path:
         shutil.copyfile(source, art_path)
-    from ..artifact import file_sha256
+    from ..digest import file_sha256
 
     b.sidecar["artifact"] = {"file": art_path.name, "bytes": art_path.stat().st_size,
                              "sha256": file_sha256(art_path), "graph_source": source.name}

@@ -60,7 +60,7 @@ class ModelRef:
         path = model_weights(model, weights)
         if not path.is_file():
             raise SrganError(f"{path}: no such weights file")
-        from ..artifact import file_sha256
+        from ..digest import file_sha256
 
         return cls(file_sha256(path), str(path.resolve()), model_name(path))
 

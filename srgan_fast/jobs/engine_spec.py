@@ -37,7 +37,7 @@ class EngineSpec:
 
     def identity(self) -> dict:
         """What about the engine changes the output bytes (for a job's manifest)."""
-        from .manifest import file_sha256
+        from ..digest import file_sha256
 
         path = self.artifact or self.weights
         ident = {"backend": self.backend, "precision": self.precision}

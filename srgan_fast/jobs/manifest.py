@@ -12,18 +12,11 @@ import shutil
 from pathlib import Path
 
 from ..atomic import write_json
+from ..digest import file_sha256
 from ..errors import SrganError
 
 VERSION = 1
 _SAMPLE = 1 << 20
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fingerprint(src: Path) -> dict:

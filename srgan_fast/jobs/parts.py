@@ -12,7 +12,7 @@ from pathlib import Path
 from ..atomic import atomic_output
 from ..errors import SrganError
 from ..video.options import VideoOptions
-from .manifest import file_sha256
+from ..digest import file_sha256
 
 PART_ENCODER_THREADS = 2
 
