@@ -9,10 +9,11 @@ automatically once it can be opened.
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 from dataclasses import dataclass, field
 
 import torch
+
+from srgan_fast.hardware import has_module
 
 BASELINE = "torch-fp32"
 
@@ -113,23 +114,22 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
 
 def static_skip(case: Case, device: str) -> str | None:
     """Why ``case`` cannot run in a ``device`` suite, decided without opening anything."""
-    has = lambda m: importlib.util.find_spec(m) is not None  # noqa: E731
     if case.backend == "tensorrt":
         if not torch.cuda.is_available():
             return "needs CUDA (TensorRT runs on NVIDIA GPUs only)"
-        if not has("tensorrt"):
+        if not has_module("tensorrt"):
             return "tensorrt is not installed (pip install 'srgan_fast[gpu]')"
     if case.backend == "triton":
         if device != "cuda":
             return "interpreter only on CPU: too slow (~0.2 GFLOP/s under TRITON_INTERPRET=1)"
-        if not has("triton"):
+        if not has_module("triton"):
             return "triton is not installed"
     if case.backend == "openvino":
         if device == "cuda":
             return "CPU backend: measured by the CPU suite (python -m bench --device cpu)"
-        if not has("openvino"):
+        if not has_module("openvino"):
             return "openvino is not installed (pip install 'srgan_fast[cpu]')"
-    if case.backend == "onnxruntime" and not has("onnxruntime"):
+    if case.backend == "onnxruntime" and not has_module("onnxruntime"):
         return "onnxruntime is not installed (pip install 'srgan_fast[cpu]')"
     if case.backend in ("torch", "compile") and device == "cpu" and case.precision == "fp16":
         return "fp16 maps to bf16 on CPU: see the bf16 case"

@@ -110,11 +110,10 @@ def compare(root: Path, images: list[str], models: list[str], crop: int) -> tupl
 
 @cli
 def main(argv=None) -> int:
-    import os
+    from srgan_fast.datasets import default_root
 
     args = parse_args(argv)
-    root = Path(args.data or os.environ.get("SRGAN_FAST_DATA")
-                or Path(__file__).resolve().parents[2] / "shared" / "data" / "sr")
+    root = Path(args.data) if args.data else default_root()
     if not root.is_dir():
         raise SrganError(f"{root}: dataset root not found (give --data or set SRGAN_FAST_DATA)")
     rows, columns = compare(root, [s.strip() for s in args.images.split(",") if s.strip()],

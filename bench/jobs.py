@@ -13,7 +13,6 @@ source's audio), the figure a projection for long films needs.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 from srgan_fast.atomic import write_json
+from srgan_fast.hardware import has_module
 
 
 def _weights(folder: Path, weights=None) -> Path:
@@ -92,7 +92,7 @@ def run_scaleout(backend: str = "torch", weights=None, *, h: int = 48, w: int = 
     ``ray`` None: included when ray is installed. Returns a JSON-ready dict."""
     from .pipelines import make_test_video
 
-    ray = importlib.util.find_spec("ray") is not None if ray is None else ray
+    ray = has_module("ray") if ray is None else ray
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         tmp = Path(tmp)
         wpath = _weights(tmp, weights)

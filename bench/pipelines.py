@@ -35,8 +35,9 @@ def _input_picture(h: int, w: int) -> torch.Tensor:
 
     from .runner import quality_input
 
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "sr" / "Set14"
-    src = root / "lenna.png"
+    from srgan_fast.datasets import default_root
+
+    src = default_root() / "Set14" / "lenna.png"
     if src.is_file():
         with PILImage.open(src) as im:
             arr = torch.from_numpy(np.asarray(im.convert("RGB").resize((w, h), PILImage.BICUBIC)).copy())

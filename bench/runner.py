@@ -233,9 +233,9 @@ def measure_size(engine, n: int, h: int, w: int, settings: Settings, base_used: 
 def quality_input() -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """(LR 1x3x128x128, HR or None, description): Set5 'baby' when the shared data is there,
     else a generated picture (gradients, edges, texture) that exercises the same ranges."""
-    from pathlib import Path
+    from srgan_fast.datasets import default_root
 
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "sr"
+    root = default_root()
     lr_path, hr_path = root / "Set5_LRx4" / "baby.png", root / "Set5" / "baby.png"
     if lr_path.is_file():
         from srgan_fast.imageio import read_image

@@ -14,11 +14,12 @@ and shows per-layer progress when a call will take more than a few seconds.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
 import torch
+
+from srgan_fast.hardware import has_module
 
 from .base import Engine, check_options
 
@@ -45,7 +46,7 @@ def _import_kernels(dev: torch.device):
 
     if dev.type not in ("cpu", "cuda"):
         raise SrganError(f"the triton engine runs on cuda (or cpu, interpreted), not {dev.type}")
-    if importlib.util.find_spec("triton") is None:
+    if not has_module("triton"):
         raise SrganError("the triton engine needs triton: pip install 'srgan_fast[triton]'")
     if dev.type == "cpu" and _KERNELS not in sys.modules and "triton" not in sys.modules:
         os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
