@@ -35,10 +35,9 @@ def parse_args(argv):
 
 def texture_crop(hr_u8: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left corner of the ``size`` crop with the most Laplacian energy (a coarse grid search)."""
-    from srgan_fast.metrics import _y
+    from srgan_fast.metrics import _y, laplacian
 
-    y = _y(hr_u8)
-    lap = np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
+    lap = np.abs(laplacian(_y(hr_u8)))
     h, w = lap.shape
     step = max(8, size // 4)
     best, corner = -1.0, (0, 0)

@@ -48,10 +48,14 @@ def ssim_y(sr_u8: np.ndarray, hr_u8: np.ndarray, border: int = 4) -> float:
     return ssim(_crop(_y(sr_u8), border), _crop(_y(hr_u8), border))
 
 
+def laplacian(y: np.ndarray) -> np.ndarray:
+    """4-neighbour Laplacian of a 2-D array (interior pixels)."""
+    return 4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]
+
+
 def laplacian_energy(y: np.ndarray) -> float:
     """Mean absolute 4-neighbour Laplacian: how much fine texture an image has."""
-    lap = (4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:])
-    return float(np.mean(np.abs(lap)))
+    return float(np.mean(np.abs(laplacian(y))))
 
 
 def texture_ratio(sr_u8: np.ndarray, hr_u8: np.ndarray, border: int = 4) -> float:
