@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench_kernels: needs CUDA (no GPU visible here), nothing measured. "
-              "The kernels' CPU correctness tests: pytest tests/test_kernels.py")
+              "The kernels' CPU correctness tests: pytest tests/kernels/test_kernels.py")
         return 0
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("bench_kernels: TRITON_INTERPRET is set; unset it to benchmark compiled kernels", file=sys.stderr)

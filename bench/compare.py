@@ -35,7 +35,7 @@ def parse_args(argv):
 
 def texture_crop(hr_u8: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left corner of the ``size`` crop with the most Laplacian energy (a coarse grid search)."""
-    from srgan_fast.metrics import _y, laplacian
+    from srgan_fast.eval.metrics import _y, laplacian
 
     lap = np.abs(laplacian(_y(hr_u8)))
     h, w = lap.shape
@@ -77,9 +77,9 @@ def render(rows: list[dict], columns: list[str], out: Path) -> None:
 
 def compare(root: Path, images: list[str], models: list[str], crop: int) -> tuple[list[dict], list[str]]:
     from srgan_fast.checkpoints import load_generator, model_weights
-    from srgan_fast.imageio import read_image, to_uint8
-    from srgan_fast.imresize import imresize
-    from srgan_fast.metrics import psnr_y, texture_ratio
+    from srgan_fast.image.read import read_image, to_uint8
+    from srgan_fast.image.imresize import imresize
+    from srgan_fast.eval.metrics import psnr_y, texture_ratio
 
     gens = {m: load_generator(model_weights(m)).eval() for m in models}
     labels = {"srresnet": "SRResNet", "srgan": "SRGAN"}
@@ -109,7 +109,7 @@ def compare(root: Path, images: list[str], models: list[str], crop: int) -> tupl
 
 @cli
 def main(argv=None) -> int:
-    from srgan_fast.datasets import default_root
+    from srgan_fast.eval.datasets import default_root
 
     args = parse_args(argv)
     root = Path(args.data) if args.data else default_root()

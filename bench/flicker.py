@@ -29,15 +29,15 @@ def parse_args(argv):
 
 
 def flicker(frames_u8: list[np.ndarray]) -> float:
-    from srgan_fast.metrics import _crop, _y
+    from srgan_fast.eval.metrics import _crop, _y
 
     ys = [_crop(_y(f), 4) for f in frames_u8]
     return float(np.mean([np.abs(a - b).mean() for a, b in zip(ys, ys[1:])]))
 
 
 def measure(pairs, models: dict, frames: int, sigma: float) -> dict:
-    from srgan_fast.imageio import to_uint8
-    from srgan_fast.imresize import imresize
+    from srgan_fast.image.read import to_uint8
+    from srgan_fast.image.imresize import imresize
 
     gen = torch.Generator().manual_seed(0)
     scores = {name: [] for name in ["bicubic", *models]}
@@ -58,7 +58,7 @@ def measure(pairs, models: dict, frames: int, sigma: float) -> dict:
 @cli
 def main(argv=None) -> int:
     from srgan_fast.checkpoints import load_generator, model_weights
-    from srgan_fast.datasets import dataset, load_pairs
+    from srgan_fast.eval.datasets import dataset, load_pairs
 
     args = parse_args(argv)
     if args.frames < 2:

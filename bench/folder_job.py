@@ -37,7 +37,7 @@ def make_frames(folder: Path, count: int, w: int, h: int) -> list[Path]:
     import numpy as np
     from PIL import Image
 
-    from srgan_fast.datasets import data_root
+    from srgan_fast.eval.datasets import data_root
 
     sources = []
     data = data_root()
@@ -61,8 +61,8 @@ def make_frames(folder: Path, count: int, w: int, h: int) -> list[Path]:
 
 def bare_seconds(engine, paths, budget) -> list[float]:
     """Per-frame time of the engine calls a job makes (tiling plan included), nothing else."""
-    from srgan_fast import imagejob as upscale, tiling
-    from srgan_fast.imageio import read_image
+    from srgan_fast.image import job as upscale, tiling
+    from srgan_fast.image.read import read_image
 
     times = []
     for p in paths:
@@ -78,7 +78,7 @@ def bare_seconds(engine, paths, budget) -> list[float]:
 
 
 def job_seconds(engine, paths, out: Path, budget, png_level: int, serial: bool = False) -> float:
-    from srgan_fast import folder, imagejob as upscale
+    from srgan_fast.image import folder, job as upscale
 
     jobs = [(p, out / p.name) for p in paths]
     out.mkdir(parents=True)

@@ -34,9 +34,9 @@ def parse_args(argv):
 
 
 def score(g, pairs) -> dict:
-    from srgan_fast.datasets import to_tensor
-    from srgan_fast.imageio import to_uint8
-    from srgan_fast.metrics import checker_excess, psnr_y, texture_ratio
+    from srgan_fast.eval.datasets import to_tensor
+    from srgan_fast.image.read import to_uint8
+    from srgan_fast.eval.metrics import checker_excess, psnr_y, texture_ratio
 
     rows = []
     with torch.inference_mode():
@@ -50,8 +50,8 @@ def score(g, pairs) -> dict:
 @cli
 def main(argv=None) -> int:
     from srgan_fast.checkpoints import load_generator, save_generator
-    from srgan_fast.datasets import dataset, load_pairs
-    from srgan_fast.interpolate import interpolate
+    from srgan_fast.eval.datasets import dataset, load_pairs
+    from srgan_fast.train.interpolate import interpolate
 
     args = parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -65,7 +65,7 @@ def _folder_run(src: Path, dst: Path, common: list, extra: list) -> dict:
 
 
 def _folder_of_images(folder: Path, n: int, h: int, w: int) -> Path:
-    from srgan_fast.imageio import Image, write_image
+    from srgan_fast.image.read import Image, write_image
 
     from .pipelines import _input_picture
 

@@ -49,8 +49,9 @@ def child(size: int, budget_mib: int, backend: str, weights: str | None, ext: st
     import numpy as np
     from PIL import Image
 
-    from srgan_fast import engines, imagejob as upscale
-    from srgan_fast.imageio import read_image
+    from srgan_fast import engines
+    from srgan_fast.image import job as upscale
+    from srgan_fast.image.read import read_image
 
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "in.png", Path(d) / f"out{ext}"

@@ -1,8 +1,8 @@
 """End-to-end pipelines against the bare engine: how much of a user's wait is the network.
 
-Image pipeline (what ``upscale`` of one file costs): decode a PNG (``imageio.read_image``),
+Image pipeline (what ``upscale`` of one file costs): decode a PNG (``image.read.read_image``),
 ``tiling.upscale`` (tile choice, host->device copies, the engine, copies back), ``to_uint8``
-to an HWC array, PNG encode with the product's writer (``imagewrite.write_canvas``: streamed,
+to an HWC array, PNG encode with the product's writer (``image.write.write_canvas``: streamed,
 zlib level 1, atomic). Each stage is timed
 separately (median over the repeats) and the sum is compared with the bare engine call on the
 same frame (host frame in, host result out), the two interleaved so drift hits both alike.
@@ -35,7 +35,7 @@ def _input_picture(h: int, w: int) -> torch.Tensor:
 
     from .runner import quality_input
 
-    from srgan_fast.datasets import default_root
+    from srgan_fast.eval.datasets import default_root
 
     src = default_root() / "Set14" / "lenna.png"
     if src.is_file():
@@ -53,9 +53,9 @@ def _median(xs):
 
 
 def image_pipeline(engine, h: int, w: int, repeats: int, folder: Path) -> dict:
-    from srgan_fast.imageio import Image, read_image, to_uint8, write_image
-    from srgan_fast.imagewrite import output_spec, write_canvas
-    from srgan_fast.tiling import auto_tile, upscale
+    from srgan_fast.image.read import Image, read_image, to_uint8, write_image
+    from srgan_fast.image.write import output_spec, write_canvas
+    from srgan_fast.image.tiling import auto_tile, upscale
 
     src = folder / f"pipeline_in_{h}x{w}.png"
     write_image(src, Image(rgb=_input_picture(h, w)))

@@ -52,8 +52,8 @@ def quality(run: dict) -> None:
     import numpy as np
     import torch
 
-    from srgan_fast.imageio import to_uint8
-    from srgan_fast.metrics import psnr_y
+    from srgan_fast.image.read import to_uint8
+    from srgan_fast.eval.metrics import psnr_y
     from srgan_fast.parity import compare
 
     from .runner import quality_input

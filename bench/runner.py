@@ -233,12 +233,12 @@ def measure_size(engine, n: int, h: int, w: int, settings: Settings, base_used: 
 def quality_input() -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """(LR 1x3x128x128, HR or None, description): Set5 'baby' when the shared data is there,
     else a generated picture (gradients, edges, texture) that exercises the same ranges."""
-    from srgan_fast.datasets import default_root
+    from srgan_fast.eval.datasets import default_root
 
     root = default_root()
     lr_path, hr_path = root / "Set5_LRx4" / "baby.png", root / "Set5" / "baby.png"
     if lr_path.is_file():
-        from srgan_fast.imageio import read_image
+        from srgan_fast.image.read import read_image
 
         lr = read_image(lr_path).rgb[:, :128, :128]
         hr = read_image(hr_path).rgb[:, :512, :512] if hr_path.is_file() else None

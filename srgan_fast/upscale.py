@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from .errors import SrganError, cli
-from .imageio import INPUT_EXTS, read_image, same_file
-from .imagejob import upscale_file
-from .imagewrite import DEFAULT_PNG_LEVEL, check_extension
+from .image.read import INPUT_EXTS, VIDEO_EXTS, read_image, same_file
+from .image.job import upscale_file
+from .image.write import DEFAULT_PNG_LEVEL, check_extension
 
 from .model import SCALE  # noqa: E402 - the one home of the scale factor
 
@@ -141,7 +141,7 @@ def main(argv=None):
         raise SrganError(f"--memory-budget must be a positive number of MiB, got {args.memory_budget}")
     budget = args.memory_budget * 2**20 if args.memory_budget else None
     inp, out = Path(args.input), Path(args.output)
-    if inp.suffix.lower() in _video_exts():
+    if inp.suffix.lower() in VIDEO_EXTS:
         from . import video
         stats = video.run_video(args, lambda: open_engine_from_args(args))  # checks paths before the engine
         frames = f": {stats['frames_out']} frames" if isinstance(stats, dict) and "frames_out" in stats else ""
@@ -150,8 +150,13 @@ def main(argv=None):
     if not inp.exists():
         raise SrganError(f"{inp}: no such file or folder")
     if inp.is_dir():
-        from .folder import run_folder
-        return run_folder(inp, out, args, budget, lambda: open_engine_from_args(args))
+        from .image.folder import run_folder
+        from .jobs.options import wants_spread
+        spread = None
+        if wants_spread(args):
+            from .jobs.folder_job import run_spread
+            spread = lambda jobs: run_spread(jobs, args, budget, upscale_file)  # noqa: E731
+        return run_folder(inp, out, args, budget, lambda: open_engine_from_args(args), spread)
     return _single(inp, out, args, budget)
 
 
@@ -173,14 +178,6 @@ def _single(inp: Path, out: Path, args, budget) -> int:
     h, w = img.size
     print(f"wrote {out} ({w * SCALE}x{h * SCALE})", file=sys.stderr)
     return 0
-
-
-def _video_exts():
-    try:
-        from .video import VIDEO_EXTS
-    except ImportError:
-        return {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
-    return VIDEO_EXTS
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from srgan_fast.datasets import default_root  # noqa: E402
+from srgan_fast.engines.base import Engine as _Engine  # noqa: E402
+from srgan_fast.eval.datasets import default_root  # noqa: E402
+from srgan_fast.model import SCALE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = default_root()  # $SRGAN_FAST_DATA, else ../shared/data/sr beside the repository
@@ -91,8 +93,8 @@ def one_torch_thread():
 
 def image_folder(folder: Path, count: int, size: tuple[int, int], seed: int) -> Path:
     """A folder of ``count`` deterministic synthetic PNG images of ``size`` (height, width)."""
-    from srgan_fast.datasets import synthetic_images
-    from srgan_fast.imageio import Image, write_image
+    from srgan_fast.eval.datasets import synthetic_images
+    from srgan_fast.image.read import Image, write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(synthetic_images(count, size, seed=seed)):
@@ -104,6 +106,15 @@ def has_module(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+class NearestEngine(_Engine):
+    """Stands in for the network where pixel values must be checked exactly: 4x nearest neighbour."""
+
+    name, radius = "nearest", 2
+
+    def _run(self, lr):
+        return lr.repeat_interleave(SCALE, 2).repeat_interleave(SCALE, 3)
 
 
 sys.path.insert(0, str(REPO))

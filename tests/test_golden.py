@@ -13,7 +13,7 @@ from PIL import Image
 
 from srgan_fast.checkpoints import MODELS, load_generator
 from srgan_fast.engines.torch_engine import TorchEngine
-from srgan_fast.imageio import read_image, to_uint8
+from srgan_fast.image.read import read_image, to_uint8
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = Path(__file__).parent / "golden"

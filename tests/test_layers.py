@@ -1,4 +1,5 @@
-"""Layers point one way: no import cycle anywhere, runtime engines never import the build.
+"""Layers point one way: stages import only the stages below them, no import cycle anywhere,
+runtime engines never import the build, nothing imports bench.
 
 import-linter (grimp) does not see ``srgan_fast.engines`` / ``srgan_fast.kernels``: setup.py maps
 them from the top-level ``engines/`` and ``kernels/`` folders, and grimp walks only the package's
@@ -114,6 +115,54 @@ def _edges_into(graph, sources, prefix):
     return sorted((m, t) for m in sources for t in graph[m] if t == prefix or t.startswith(prefix + "."))
 
 
+# The stages of srgan_fast (one package each) and what each may import besides itself. "core" is
+# the top-level modules (records and policies: model, checkpoints, artifact, precision, ...).
+# "commands" are the entry points (upscale, the `python -m` aliases, every cli/__main__, serve,
+# doctor): they may import any stage. bench may import anything; nothing imports bench.
+STAGE_ALLOWS = {
+    "core": set(),
+    "kernels": set(),
+    "engines": {"core", "kernels"},
+    "image": {"core"},
+    "eval": {"core", "image", "engines"},
+    "build": {"core", "image", "eval", "engines"},
+    "video": {"core", "image"},
+    "jobs": {"core", "image", "engines", "build", "video"},
+    "train": {"core", "image", "eval"},
+}
+COMMANDS = {"srgan_fast.upscale", "srgan_fast.evaluate", "srgan_fast.quality", "srgan_fast.interpolate"}
+# Known edges up the stack, each for a reason: the engines facade builds a missing artifact on
+# demand (inside open_engine, never at import time: checked below), and a package's __init__
+# re-exports its own command (``from srgan_fast.video import main``).
+EXCEPTIONS = {("srgan_fast.engines", "srgan_fast.build.pipeline"),
+              ("srgan_fast.build", "srgan_fast.build.cli"), ("srgan_fast.video", "srgan_fast.video.cli")}
+
+
+def stage_of(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "bench":
+        return "bench"
+    if module in COMMANDS or parts[-1] in ("cli", "__main__") or parts[1:2] in (["serve"], ["doctor"]):
+        return "commands"
+    if parts[1:2] and parts[1] in STAGE_ALLOWS:
+        return parts[1]
+    return "core"
+
+
+def stage_violations(graph) -> list[str]:
+    out = []
+    for m in sorted(graph):
+        s = stage_of(m)
+        for t in sorted(graph[m]):
+            ts = stage_of(t)
+            if ts == "bench" and s != "bench":
+                out.append(f"{m} imports {t}: nothing imports bench")
+            elif s in STAGE_ALLOWS and ts != s and ts not in STAGE_ALLOWS[s] and (m, t) not in EXCEPTIONS:
+                allowed = ", ".join(sorted(STAGE_ALLOWS[s])) or "nothing else"
+                out.append(f"{m} ({s}) imports {t} ({ts}); {s} may import {allowed}")
+    return out
+
+
 @pytest.fixture(scope="module")
 def graph():
     g = build_graph()
@@ -128,11 +177,31 @@ def test_no_import_cycles(graph):
         "\n".join(" <-> ".join(c) for c in cycles)
 
 
+def test_stages_import_only_the_stages_below_them(graph):
+    """e.g. image never imports train or eval, engines never the build, nothing imports bench."""
+    assert {stage_of(m) for m in graph} >= set(STAGE_ALLOWS) | {"commands", "bench"}
+    bad = stage_violations(graph)
+    assert not bad, "imports against the stage contracts:\n" + "\n".join(bad)
+
+
+def test_the_stage_check_can_fail(graph):
+    """Each kind of violation is reported: an image module importing eval, an engine importing
+    the build, a stage importing bench."""
+    g = {m: set(t) for m, t in graph.items()}
+    g["srgan_fast.image.job"].add("srgan_fast.eval.metrics")
+    g["srgan_fast.engines.openvino_engine"].add("srgan_fast.build.pipeline")
+    g["srgan_fast.train.trainer"].add("bench.runner")
+    bad = stage_violations(g)
+    assert any(v.startswith("srgan_fast.image.job (image) imports srgan_fast.eval.metrics (eval)") for v in bad)
+    assert any(v.startswith("srgan_fast.engines.openvino_engine (engines) imports srgan_fast.build") for v in bad)
+    assert "srgan_fast.train.trainer imports bench.runner: nothing imports bench" in bad
+
+
 def test_runtime_engines_never_import_the_build(graph):
     """Backends read the artifact record; only the facade may call the build, inside a function."""
     engines = [m for m in graph if m.startswith("srgan_fast.engines.")]
     assert not _edges_into(graph, engines, "srgan_fast.build")
-    assert not _edges_into(graph, ["srgan_fast.artifact", "srgan_fast.precision", "srgan_fast.datasets"],
+    assert not _edges_into(graph, ["srgan_fast.artifact", "srgan_fast.precision", "srgan_fast.eval.datasets"],
                            "srgan_fast.build")
     facade = (REPO / "engines" / "__init__.py").read_text()
     top_level = [n for n in ast.parse(facade).body if isinstance(n, (ast.Import, ast.ImportFrom))]

@@ -66,14 +66,14 @@ def test_discriminator_logits(size):
 
 
 def test_vgg54_without_weights_is_a_clear_error(tmp_path):
-    from srgan_fast.losses import VGG54
+    from srgan_fast.train.losses import VGG54
 
     with pytest.raises(SrganError, match="VGG19 weights not found"):
         VGG54(tmp_path / "missing.pth")
 
 
 def test_vgg54_with_local_torchvision_file(tmp_path):
-    from srgan_fast.losses import VGG54, vgg19_features
+    from srgan_fast.train.losses import VGG54, vgg19_features
 
     torch.manual_seed(0)
     state = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.skipif(not (has_module("onnx") and has_module("onnxrun
 def test_shipped_model_exports_and_fits_fp16(model, tmp_path):
     from srgan_fast.build.export import export_onnx, reference_outputs, run_onnx
     from srgan_fast.build.fp16 import activation_ranges, convert_fp16, emulate_onnx
-    from srgan_fast.datasets import calibration_images
+    from srgan_fast.eval.datasets import calibration_images
     from srgan_fast.parity import assert_close
 
     if not MODELS[model].is_file():

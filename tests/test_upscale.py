@@ -8,7 +8,7 @@ from PIL import Image
 
 from srgan_fast import upscale
 from srgan_fast.checkpoints import save_generator
-from srgan_fast.imageio import read_image
+from srgan_fast.image.read import read_image
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ DESCRIPTION = "Build an inference artifact: ``python -m srgan_fast.build --preci
 
 def parse_args(argv):
     from ..checkpoints import DEFAULT_MODEL, MODELS
-    from .gate import INT8_GATE_DB
+    from ..eval.gate import INT8_GATE_DB
 
     p = argparse.ArgumentParser(prog="python -m srgan_fast.build", description=DESCRIPTION,
                                 formatter_class=HelpFormatter)
@@ -42,7 +42,7 @@ def parse_args(argv):
 def summary(record) -> str:
     """What was built, for people: target, precision asked and run, model, shapes, checks."""
     from .export import describe_parity
-    from .gate import describe_gate
+    from ..eval.gate import describe_gate
 
     sc = record.sidecar
     model = record.model
@@ -67,7 +67,7 @@ def summary(record) -> str:
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from .gate import INT8_GATE_DB
+    from ..eval.gate import INT8_GATE_DB
     from .pipeline import ensure_artifact
 
     def log(msg):

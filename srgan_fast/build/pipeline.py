@@ -19,7 +19,8 @@ import torch
 from ..artifact import ARTIFACT_FILES, FORMAT, FORMAT_VERSION, ArtifactRecord, ShapeProfile, read_record, \
     sidecar_path, staleness
 from ..errors import SrganError
-from . import cache, gate
+from ..eval import gate
+from . import cache
 from .export import DEFAULT_OPSET, describe_parity, parity, reference_outputs, run_onnx
 from .spec import BuildSpec, ModelRef, make_spec, uses_calibration
 
@@ -60,7 +61,7 @@ def _sidecar_head(b: _Build, key: str) -> dict:
 
 def _export_step(b: _Build, cache_root: Path) -> Path:
     """The fp32 ONNX graph, checked against PyTorch (a damaged cached copy is exported again)."""
-    from ..datasets import check_images
+    from ..eval.datasets import check_images
 
     fp32_onnx = b.tmp / "model.fp32.onnx"
     b.checks, b.checks_desc = check_images()
@@ -84,7 +85,7 @@ def _export_step(b: _Build, cache_root: Path) -> Path:
 
 def _announce_calibration(b: _Build, desc: str) -> None:
     """Say which data calibrates; loudly for INT8, whose scales depend on it (issue 13)."""
-    from ..datasets import ENV, calibration_source, default_root
+    from ..eval.datasets import ENV, calibration_source, default_root
 
     source = calibration_source(b.spec.calib)
     if b.spec.plan.graph != "int8":
@@ -124,7 +125,7 @@ def _fp16_step(b: _Build, fp32_onnx: Path) -> Path:
 
 def _graph_steps(b: _Build, fp32_onnx: Path, cache_root: Path) -> Path:
     """The ONNX graph the target compiles: fp32, fp16 or Q/DQ int8."""
-    from ..datasets import calibration_images
+    from ..eval.datasets import calibration_images
 
     spec, source = b.spec, fp32_onnx
     if uses_calibration(spec.precision) or spec.plan.graph in ("fp16", "int8"):

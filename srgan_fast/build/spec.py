@@ -74,8 +74,8 @@ class ModelRef:
 
 def _calib_fingerprint(calib) -> str:
     """Identity of a --calib folder: its image names, sizes and times (content-sensitive enough)."""
-    from ..datasets import calib_folder
-    from ..imageio import list_images
+    from ..eval.datasets import calib_folder
+    from ..image.read import list_images
 
     folder = calib_folder(calib)
     h = hashlib.sha256(str(folder.resolve()).encode())
@@ -132,7 +132,7 @@ def make_spec(weights=None, precision: str = "fp32", target: str = "auto", shape
     env = environment(target, precision, device)
     env["calib"] = None
     if uses_calibration(precision):
-        from ..datasets import calibration_source
+        from ..eval.datasets import calibration_source
 
         env["calib"] = _calib_fingerprint(calib) if calib is not None else f"default-{calibration_source()}"
     return BuildSpec(model=ref, target=target, plan=the_plan, device=device, shapes=shapes or DEFAULT_SHAPES,

@@ -1,5 +1,5 @@
 """Folders on local workers or Ray: one item per image, written atomically by the image path's
-own ``upscale_file`` (passed in by the folder command, so this module does not import it back). Resume is the folder plan's (``srgan_fast.folder``): a finished output is
+own ``upscale_file`` (passed in by the folder command, so this module does not import it back). Resume is the folder plan's (``srgan_fast.image.folder``): a finished output is
 kept, a 0-byte or truncated one redone. A bad image costs only itself, as in one process."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..errors import SrganError
 
 @dataclass
 class ImageTask:
-    upscale_file: object          # srgan_fast.upscale.upscale_file (pickled by name)
+    upscale_file: object          # srgan_fast.image.job.upscale_file (pickled by name)
     src: str
     dst: str
     tile: int | None = None

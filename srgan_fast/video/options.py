@@ -7,8 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..errors import SrganError
 
-VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv",
-              ".mpg", ".mpeg", ".wmv", ".ogv", ".3gp"}
+from ..image.read import VIDEO_EXTS  # noqa: F401 - re-exported: the video stage's inputs and outputs
 
 
 @dataclass

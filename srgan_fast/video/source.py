@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import SrganError, require
-from ..imageio import check_input_file, same_file
+from ..image.read import check_input_file, same_file
 from .options import VIDEO_EXTS, parse_time
 
 

@@ -21,7 +21,8 @@ from fractions import Fraction
 import torch
 
 from ..errors import SrganError
-from ..pixels import quantize, to_uint8
+from ..handoff import put
+from ..image.pixels import quantize, to_uint8
 from .plan import Plan
 from .source import av, check_complete, frame_rate, frame_time, packet_time, reason
 
@@ -38,17 +39,6 @@ class Item:
 class Failure:
     def __init__(self, exc: BaseException):
         self.exc = exc
-
-
-def put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Blocking put that gives up when the pipeline is stopping."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def get(q: queue.Queue, stop: threading.Event, other: threading.Thread | None = None):
@@ -226,7 +216,7 @@ def upscale_frames(engine, frames: torch.Tensor, *, max_value: float = 255.0, ti
     ``tile``, frames go to the engine whole, as many at a time as the memory ``budget`` allows;
     a frame too large for it alone is tiled exactly by ``tiling.upscale``.
     """
-    from .. import tiling
+    from ..image import tiling
 
     dev = engine.torch_device
     n, h, w, _ = frames.shape

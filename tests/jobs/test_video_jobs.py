@@ -1,0 +1,386 @@
+"""Long video jobs: segments at keyframes, resume, local workers, Ray (issue 11).
+
+A tiny clip (32x24, 24 fps, a keyframe every 6 frames, AAC audio) and the tiny torch generator,
+so each run takes seconds. The reference is an uninterrupted single-process segmented run; every
+other way of running the same job must decode to exactly its frames.
+"""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from srgan_fast import video  # noqa: E402
+from srgan_fast.errors import SrganError  # noqa: E402
+
+from clips import make_video  # noqa: E402 - the clip maker (32x24, 24 fps, AAC)
+
+TESTS = Path(__file__).parents[1]  # tests/: conftest and the clip maker
+
+
+def decoded(path):
+    """(timestamp, RGB bytes) of every frame: what 'the same frames' means."""
+    with av.open(str(path)) as c:
+        return [(f.pts * f.time_base, f.to_ndarray(format="rgb24").tobytes())
+                for f in c.decode(c.streams.video[0])]
+
+
+def audio_packets(path):
+    with av.open(str(path)) as c:
+        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from conftest import tiny_weights
+
+    return tiny_weights(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """24 frames, a keyframe every 6: 0.25 s segments are 6 frames each."""
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", gop=6)
+
+
+def cli_args(src, dst, weights, *extra):
+    return [str(src), str(dst), "--backend", "torch", "--weights", str(weights), "--no-progress",
+            "--segment-seconds", "0.25", *map(str, extra)]
+
+
+@pytest.fixture(scope="module")
+def reference(clip, weights, tmp_path_factory):
+    """The uninterrupted single-process segmented run."""
+    dst = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    assert video.main(cli_args(clip, dst, weights)) == 0
+    return dst, decoded(dst)
+
+
+def test_segments_start_at_keyframes_and_cover_every_frame_once(clip):
+    from srgan_fast.jobs.segments import index_source, plan_segments
+
+    index = index_source(clip)
+    segs = plan_segments(index, 0.25, video.VideoOptions())
+    assert [s.frames for s in segs] == [6, 6, 6, 6]
+    assert [s.first_frame for s in segs] == [0, 6, 12, 18]
+    assert all(s.lo_pts in index.keyframes for s in segs[1:])
+    assert segs[0].lo_pts is None and segs[-1].hi_pts is None
+    # Longer segments: at least 0.3 s, so every second keyframe; a range cuts the ends.
+    assert [s.frames for s in plan_segments(index, 0.3, video.VideoOptions())] == [12, 12]
+    part = plan_segments(index, 0.25, video.VideoOptions(start=0.1, duration=0.5))
+    assert [s.frames for s in part] == [9, 3]              # frames 3..11, 12..14
+
+
+def test_default_segments_only_for_long_inputs_or_several_workers():
+    from fractions import Fraction
+
+    from srgan_fast.jobs.segments import SourceIndex, segment_length
+
+    def index(seconds):
+        return SourceIndex(list(range(seconds * 24)), list(range(0, seconds * 24, 48)),
+                           Fraction(1, 24), 0.0)
+
+    opts = video.VideoOptions()
+    assert segment_length(None, index(200), opts) == 60          # long: 60 s segments
+    assert segment_length(None, index(10), opts) == 0            # short: one pass
+    assert segment_length(None, index(10), opts, spread=2) == pytest.approx((10 - 1 / 24) / 8)
+    assert segment_length(0.5, index(10), opts) == 0.5
+    assert segment_length(None, index(200), video.VideoOptions(duration=30)) == 0
+    with pytest.raises(SrganError):
+        segment_length(-1, index(10), opts)
+
+
+def test_short_clip_runs_in_one_pass_by_default(clip, weights, tmp_path, capsys):
+    dst = tmp_path / "o.mp4"
+    args = cli_args(clip, dst, weights, "--keep-parts")
+    args.remove("--segment-seconds")
+    args.remove("0.25")
+    assert video.main(args) == 0
+    assert len(decoded(dst)) == 24 and not (tmp_path / "o.mp4.parts").exists()
+
+
+def test_segmented_run_keeps_every_frame_time_and_audio(clip, weights, reference):
+    dst, frames = reference
+    src_times = [t for t, _ in decoded(clip)]
+    assert [t for t, _ in frames] == src_times
+    assert audio_packets(dst) == audio_packets(clip)
+    assert not (dst.parent / f"{dst.name}.parts").exists()       # removed after the join
+    one_pass = dst.parent / "one_pass.mp4"
+    assert video.main(cli_args(clip, one_pass, weights, "--segment-seconds", "0")) == 0
+    # Parts restart the encoder at each keyframe, so pixels differ slightly from one pass...
+    a = np.frombuffer(b"".join(f for _, f in frames), np.uint8).astype(float)
+    b = np.frombuffer(b"".join(f for _, f in decoded(one_pass)), np.uint8).astype(float)
+    assert 10 * np.log10(255**2 / np.mean((a - b) ** 2)) > 35      # ...but not visibly
+
+
+def test_resume_keeps_good_parts_and_redoes_a_corrupt_one(clip, weights, reference, tmp_path,
+                                                           capsys):
+    dst = tmp_path / "out.mp4"
+    assert video.main(cli_args(clip, dst, weights, "--keep-parts")) == 0
+    work = tmp_path / "out.mp4.parts"
+    manifest = json.loads((work / "manifest.json").read_text())
+    assert sorted(manifest["done"]) == ["0", "1", "2", "3"]
+    assert manifest["settings"]["crf"] == 18 and "model_sha256" in manifest["settings"]
+    part = work / "part-00002.mov"
+    part.write_bytes(part.read_bytes()[:-100])           # truncated: must be redone
+    dst.unlink()
+    capsys.readouterr()
+    assert video.main(cli_args(clip, dst, weights)) == 0
+    assert "resuming: 3 of 4 segments already done" in capsys.readouterr().err
+    assert decoded(dst) == reference[1]
+    assert not work.exists()
+
+
+def test_changed_settings_are_refused_until_restart(clip, weights, tmp_path, capsys):
+    dst = tmp_path / "out.mp4"
+    assert video.main(cli_args(clip, dst, weights, "--keep-parts", "--duration", "0.3")) == 0
+    dst.unlink()
+    capsys.readouterr()
+    assert video.main(cli_args(clip, dst, weights, "--crf", "30", "--duration", "0.3")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "crf 18.0 -> 30.0" in err and "--restart" in err
+    assert not dst.exists()
+    assert video.main(cli_args(clip, dst, weights, "--crf", "30", "--duration", "0.3",
+                               "--restart")) == 0
+    assert "resuming" not in capsys.readouterr().err and len(decoded(dst)) == 8   # t < 0.3 s
+
+
+def test_disk_full_in_a_part_is_one_line_and_keeps_finished_parts(clip, weights, tmp_path,
+                                                                  capsys, monkeypatch):
+    import errno
+
+    from srgan_fast.jobs import parts
+
+    real, calls = parts.atomic_output, []
+
+    def filling(path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise SrganError(f"{path}: no space left on the device "
+                             f"(nothing was written under that name)") from OSError(errno.ENOSPC, "full")
+        return real(path)
+
+    monkeypatch.setattr(parts, "atomic_output", filling)
+    dst = tmp_path / "out.mp4"
+    assert video.main(cli_args(clip, dst, weights)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no space left" in err
+    done = json.loads((tmp_path / "out.mp4.parts" / "manifest.json").read_text())["done"]
+    assert sorted(done) == ["0", "1"] and not dst.exists()
+
+
+SLOW_SCRIPT = """
+import sys, time
+from srgan_fast import video
+from srgan_fast.checkpoints import load_generator
+from srgan_fast.engines.torch_engine import TorchEngine
+import srgan_fast.engines as engines
+
+class Slow(TorchEngine):
+    def _run(self, lr):
+        time.sleep(0.15)
+        return super()._run(lr)
+
+engines.open_engine = lambda *a, **k: Slow(load_generator(k["weights"]), device="cpu")
+sys.exit(video.main({argv!r}))
+"""
+
+
+def _start(argv, cwd):
+    script = SLOW_SCRIPT.format(argv=[str(a) for a in argv])
+    return subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                            cwd=cwd)
+
+
+def _wait_for_parts(work, n, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        m = work / "manifest.json"
+        if m.is_file():
+            try:
+                if len(json.loads(m.read_text())["done"]) >= n:
+                    return
+            except ValueError:
+                pass
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    raise AssertionError("no part finished in time")
+
+
+def test_ctrl_c_then_sigkill_then_resume_gives_the_same_frames(clip, weights, reference,
+                                                               tmp_path):
+    dst = tmp_path / "out.mp4"
+    work = tmp_path / "out.mp4.parts"
+    argv = cli_args(clip, dst, weights, "--batch", "1")
+    proc = _start(argv, TESTS.parent)
+    _wait_for_parts(work, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert not dst.exists() and json.loads((work / "manifest.json").read_text())["done"]
+    proc = _start(argv, TESTS.parent)
+    _wait_for_parts(work, 2, proc)
+    proc.kill()                                            # SIGKILL: no chance to clean up
+    proc.communicate(timeout=60)
+    assert not dst.exists()
+    proc = _start(argv, TESTS.parent)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    kept = [line for line in err.splitlines() if line.startswith("resuming:")]
+    assert len(kept) == 1 and int(kept[0].split()[1]) >= 2, err
+    assert decoded(dst) == reference[1]
+    assert audio_packets(dst) == audio_packets(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
+        clip, weights, reference, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "srgan_fast.video",
+                             *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")],
+                            stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
+    work, killed, t0 = tmp_path / "out.mp4.parts", False, time.time()
+    while proc.poll() is None and not killed and time.time() - t0 < 60:
+        if not any(work.glob("*.partial*")):               # no part being written yet
+            time.sleep(0.01)
+            continue
+        workers = _workers(psutil, proc)
+        for worker in workers:                              # prefer the one writing it
+            try:
+                if any(".partial" in f.path for f in worker.open_files()):
+                    workers = [worker]
+                    break
+            except psutil.Error:
+                continue
+        if workers:
+            workers[0].kill()
+            killed = True
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert killed, "the job ended before a worker could be killed"
+    assert decoded(dst) == reference[1]
+
+
+def _workers(psutil, proc):
+    try:
+        return [c for c in psutil.Process(proc.pid).children()
+                if "spawn_main" in " ".join(c.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_their_parts(clip, weights, reference, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
+    argv = [sys.executable, "-m", "srgan_fast.video",
+            *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
+    _wait_for_parts(work, 1, proc)
+    workers = _workers(psutil, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert not dst.exists() and not list(work.glob("*.partial*"))
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    done = len(json.loads((work / "manifest.json").read_text())["done"])
+    rerun = subprocess.run(argv, stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=300)
+    assert rerun.returncode == 0 and f"resuming: {done} of 4" in rerun.stderr, rerun.stderr
+    assert decoded(dst) == reference[1]
+
+
+def test_workers_need_segments(clip, weights, tmp_path, capsys):
+    rc = video.main(cli_args(clip, tmp_path / "o.mp4", weights, "--workers", "2",
+                             "--segment-seconds", "0"))
+    assert rc == 2 and "segments" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("ray"),
+                    reason="ray is not installed (pip install 'srgan_fast[distributed]')")
+def test_ray_gives_the_same_frames(clip, weights, reference, tmp_path):
+    dst = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "srgan_fast.video",
+                           *cli_args(clip, dst, weights, "--ray")],
+                          stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert decoded(dst) == reference[1]
+
+
+@pytest.mark.parametrize("kind", ["vfr", "tagged", "subtitles", "ten_bit"])
+def test_segments_keep_timestamps_tags_streams_and_depth(kind, weights, tmp_path):
+    from test_video import make_video, packets_of
+
+    src = tmp_path / {"vfr": "v.mkv", "tagged": "t.mp4", "subtitles": "s.mkv",
+                      "ten_bit": "ten.mkv"}[kind]
+    if kind == "ten_bit":
+        _ten_bit_clip(src)
+    else:
+        make_video(src, gop=6, vfr=kind == "vfr", audio="pcm_s16le" if kind == "subtitles" else "aac",
+                   subtitles=kind == "subtitles", rotation=90 if kind == "tagged" else None,
+                   colour={"colorspace": 1, "color_primaries": 1, "color_trc": 1,
+                           "color_range": 2} if kind == "tagged" else None)
+    dst, one = tmp_path / f"out{src.suffix}", tmp_path / f"one{src.suffix}"
+    assert video.main(cli_args(src, dst, weights, "--segment-seconds", "0.2")) == 0
+    assert [t for t, _ in decoded(dst)] == [t for t, _ in decoded(src)]
+    # Tags, depth and streams as a one-pass run writes them (a few frames of one suffice).
+    assert video.main(cli_args(src, one, weights, "--segment-seconds", "0", "--duration", "0.1")) == 0
+    with av.open(str(one)) as a, av.open(str(dst)) as b:
+        assert [s.type for s in a.streams] == [s.type for s in b.streams]
+        fa, fb = next(a.decode(video=0)), next(b.decode(video=0))
+        for k in ("colorspace", "color_primaries", "color_trc", "color_range", "rotation"):
+            assert getattr(fb, k) == getattr(fa, k), k
+        assert fb.format.name == fa.format.name
+    for stream in ("audio", "subtitles"):
+        assert packets_of(dst, stream) == packets_of(src, stream)
+
+
+def _ten_bit_clip(path):
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=24, options={"preset": "ultrafast", "qp": "0", "g": "4",
+                                                      "keyint_min": "4", "sc_threshold": "0"})
+        v.width, v.height, v.pix_fmt = 32, 24, "yuv420p10le"
+        for i in range(12):
+            ramp = np.linspace(0, 65535, 32 * 24 * 3).reshape(24, 32, 3)
+            f = av.VideoFrame.from_ndarray(np.roll(ramp, 97 * i).astype(np.uint16), format="rgb48le")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+
+
+def test_manifest_refuses_another_source_and_reads_a_damaged_one_as_another_job(tmp_path):
+    from srgan_fast.jobs.manifest import Manifest
+    from srgan_fast.jobs.segments import Segment
+
+    segs = [Segment(0, None, None, 0, 0, 24, 1.0)]
+    work = tmp_path / "o.mp4.parts"
+    m, existed = Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
+    assert not existed and (work / "manifest.json").is_file()
+    with pytest.raises(SrganError, match="another source file.*--restart"):
+        Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=False)
+    (work / "manifest.json").write_text("{not json")
+    with pytest.raises(SrganError, match="unreadable manifest.*--restart"):
+        Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
+    m, existed = Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=True)
+    assert not existed and m.data["done"] == {}
+
+
+def test_workers_share_one_build_of_a_cpu_artifact(monkeypatch):
+    """The parent builds a CPU backend's artifact once before the workers start (they then hit
+    the cache); torch needs no artifact and a GPU build belongs to each GPU's worker."""
+    import srgan_fast.build.pipeline as pipeline
+    from srgan_fast.jobs.engine_spec import EngineSpec
+
+    calls = []
+    monkeypatch.setattr(pipeline, "ensure_artifact", lambda *a, **k: calls.append(a))
+    EngineSpec(backend="openvino", precision="int8", weights="w.safetensors").prepare()
+    assert calls == [("w.safetensors", "int8", "openvino")]
+    EngineSpec(backend="torch").prepare()
+    EngineSpec(backend="onnxruntime", device="cuda:1").prepare()
+    EngineSpec(backend="openvino", artifact="built/").prepare()
+    assert len(calls) == 1

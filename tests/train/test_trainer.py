@@ -1,0 +1,96 @@
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srgan_fast.train import trainer as train
+from srgan_fast.checkpoints import load_generator
+from srgan_fast.errors import SrganError
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Four smooth 64x64 images: easy to learn, so a few steps visibly lower the loss."""
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    for i in range(4):
+        img = np.stack([np.sin(xx * (i + 2)), np.cos(yy * (i + 1)), xx * yy], -1) * 0.5 + 0.5
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _args(folder, out, *extra):
+    return train.parse_args(["--data", str(folder), "--out", str(out), "--blocks", "1", "--crop", "32",
+                             "--batch", "4", "--no-progress", *extra])
+
+
+def test_loss_decreases(image_folder, tmp_path):
+    trainer = train.Trainer(_args(image_folder, tmp_path / "run", "--iters", "40", "--lr", "1e-3"))
+    losses = [trainer.step()["loss"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+
+
+def test_resume_continues_exactly(image_folder, tmp_path):
+    straight = train.Trainer(_args(image_folder, tmp_path / "a", "--iters", "6", "--save-every", "3"))
+    straight.run()
+    first = train.Trainer(_args(image_folder, tmp_path / "b", "--iters", "3"))
+    first.run()
+    resumed = train.Trainer(_args(image_folder, tmp_path / "b", "--iters", "6", "--resume"))
+    assert resumed.it == 3
+    resumed.run()
+    for (k, a), b in zip(straight.g.state_dict().items(), resumed.g.state_dict().values()):
+        assert torch.equal(a, b), k
+    g = load_generator(tmp_path / "b" / "generator.safetensors")
+    assert g.num_blocks == 1
+    # Outputs get the usual permissions (safetensors alone would leave 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("generator.safetensors", "train_state.safetensors", "history.json"):
+        assert stat.S_IMODE((tmp_path / "b" / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_validation_logs_psnr_and_texture(image_folder, tmp_path):
+    t = train.Trainer(_args(image_folder, tmp_path / "v", "--iters", "2", "--val", str(image_folder),
+                            "--val-every", "1"))
+    history = t.run()
+    assert [h["iter"] for h in history] == [1, 2]
+    assert all(10 < h["val_psnr_y"] < 60 and 0 < h["val_texture"] < float("inf") for h in history), history
+
+
+def test_srgan_phase_smoke(image_folder, tmp_path):
+    pre = train.Trainer(_args(image_folder, tmp_path / "pre", "--iters", "2"))
+    pre.run()
+    gan = train.Trainer(_args(image_folder, tmp_path / "gan", "--iters", "2", "--phase", "srgan",
+                              "--init", str(tmp_path / "pre" / "generator.safetensors")))
+    logs = gan.step()
+    assert {"loss", "adv", "d"} <= set(logs) and all(np.isfinite(v) for v in logs.values())
+
+
+def test_cli_errors(image_folder, tmp_path, capsys):
+    assert train.main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert train.main(["--data", str(image_folder), "--phase", "srgan", "--out", str(tmp_path / "o")]) == 2
+    assert "--init" in capsys.readouterr().err
+    with pytest.raises(SrganError, match="multiple of 4"):
+        train.Trainer(_args(image_folder, tmp_path / "c", "--crop", "30"))
+
+
+def test_discriminator_warmup_keeps_the_generator_fixed(image_folder, tmp_path):
+    pre = train.Trainer(_args(image_folder, tmp_path / "pre", "--iters", "1"))
+    pre.run()
+    gan = train.Trainer(_args(image_folder, tmp_path / "gan", "--iters", "4", "--phase", "srgan",
+                              "--d-warmup", "2", "--init", str(tmp_path / "pre" / "generator.safetensors")))
+    # Weights stay fixed (BatchNorm running statistics keep updating, as in any training step).
+    g0 = {k: v.clone() for k, v in gan.g.named_parameters()}
+    d0 = {k: v.clone() for k, v in gan.d.state_dict().items()}
+    logs = [gan.step() for _ in range(2)]
+    assert all("adv" not in entry and "d" in entry for entry in logs)
+    params = dict(gan.g.named_parameters())
+    assert all(torch.equal(v, params[k]) for k, v in g0.items())
+    assert not all(torch.equal(v, gan.d.state_dict()[k]) for k, v in d0.items())
+    assert "adv" in gan.step()  # after the warm-up both networks train
+    assert not all(torch.equal(v, params[k]) for k, v in g0.items())
