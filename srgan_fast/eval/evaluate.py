@@ -2,7 +2,10 @@
 
 For each HR folder, LR inputs come from the sibling ``<DIR>_LRx4`` folder when it exists (the
 standard MATLAB-made LR images), else they are made with the MATLAB-compatible bicubic
-downscale. Scores are on the Y channel (BT.601) of uint8 images with a 4-pixel border crop.
+downscale. Scores are on the Y channel (BT.601) of uint8 images with a 4-pixel border crop:
+Y-PSNR and SSIM (fidelity), NIQE (naturalness, no reference: lower is more natural), the texture
+ratio (fine detail against HR) and the grid ratio (patterns locked to the output pixel grid; a
+median over the images). A row "HR" gives the originals' own NIQE and grid ratio.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 from .datasets import load_pairs, u8
 from ..errors import HelpFormatter, SrganError, cli
 from ..image.imresize import imresize
-from .metrics import psnr_y, ssim_y, texture_ratio
+from .metrics import grid_ratio, niqe_y, psnr_y, ssim_y, texture_ratio
 from ..model import SCALE  # the one home of the scale factor
 
 # Ledig et al. 2017, Table 2 (Y-PSNR dB / SSIM), for the table's reference rows.
@@ -33,18 +36,35 @@ def check_sizes(pairs) -> None:
                              f"least {MIN_HR}x{MIN_HR}: SSIM's 7x7 window after the {BORDER}-pixel border crop)")
 
 
+METRICS = {"psnr_y": psnr_y, "ssim_y": ssim_y, "niqe": lambda sr, hr, b: niqe_y(sr, b),
+           "texture_ratio": texture_ratio, "grid_ratio": lambda sr, hr, b: grid_ratio(sr, b)}
+
+
 def evaluate(pairs, upscaler) -> dict:
-    """Mean Y-PSNR/SSIM/texture ratio of ``upscaler(lr uint8 HWC) -> sr uint8 HWC`` over ``pairs``."""
+    """Scores of ``upscaler(lr uint8 HWC) -> sr uint8 HWC`` over ``pairs``: means, the grid ratio's
+    median (one striped photo must not decide), NIQE over the images large enough for it."""
     check_sizes(pairs)
     per_image = {}
     for name, lr, hr in pairs:
         sr = upscaler(lr)
-        per_image[name] = (psnr_y(sr, hr, BORDER), ssim_y(sr, hr, BORDER), texture_ratio(sr, hr, BORDER))
-    psnrs, ssims, textures = zip(*per_image.values())
-    return {"psnr_y": float(np.mean(psnrs)), "ssim_y": float(np.mean(ssims)),
-            "texture_ratio": float(np.mean(textures)), "images": len(per_image),
-            "per_image": {k: {"psnr_y": round(p, 4), "ssim_y": round(s, 5), "texture_ratio": round(t, 4)}
-                          for k, (p, s, t) in per_image.items()}}
+        per_image[name] = {k: round(float(f(sr, hr, BORDER)), 5) for k, f in METRICS.items()}
+    col = {k: np.array([r[k] for r in per_image.values()]) for k in METRICS}
+    out = {k: float(np.mean(v)) for k, v in col.items() if k not in ("niqe", "grid_ratio")}
+    out["niqe"] = float(np.nanmean(col["niqe"])) if np.isfinite(col["niqe"]).any() else float("nan")
+    out["grid_ratio"] = float(np.median(col["grid_ratio"]))
+    return {**out, "images": len(per_image), "per_image": per_image}
+
+
+def hr_row(pairs) -> dict:
+    """The originals' own NIQE and grid ratio (what a perfect model would score)."""
+    return evaluate([(n, hr, hr) for n, _lr, hr in pairs], lambda hr: hr)
+
+
+def json_safe(obj):
+    """NaN/inf (NIQE of an image too small for it, the HR row's PSNR) as null: strict JSON."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    return None if isinstance(obj, float) and not np.isfinite(obj) else obj
 
 
 def bicubic(lr: np.ndarray) -> np.ndarray:
@@ -64,14 +84,15 @@ def engine_upscaler(engine, tile=None):
 
 
 def format_table(results: dict, paper_row: str = "SRResNet") -> str:
-    lines = ["| dataset | method | Y-PSNR (dB) | SSIM | texture ratio | images | paper PSNR / SSIM |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | method | Y-PSNR (dB) | SSIM | NIQE | texture ratio | grid ratio | images | paper PSNR / SSIM |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for dataset, rows in results.items():
         for method, r in rows.items():
             ref = PAPER.get(dataset, {}).get("bicubic" if method == "bicubic" else paper_row)
-            ref_s = f"{ref[0]:.2f} / {ref[1]:.4f}" if ref else "-"
-            lines.append(f"| {dataset} | {method} | {r['psnr_y']:.2f} | {r['ssim_y']:.4f} | "
-                         f"{r['texture_ratio']:.3f} | {r['images']} | {ref_s} |")
+            ref_s = f"{ref[0]:.2f} / {ref[1]:.4f}" if ref and method != "HR" else "-"
+            fidelity = "- | -" if method == "HR" else f"{r['psnr_y']:.2f} | {r['ssim_y']:.4f}"
+            lines.append(f"| {dataset} | {method} | {fidelity} | {r['niqe']:.2f} | "
+                         f"{r['texture_ratio']:.3f} | {r['grid_ratio']:.1f} | {r['images']} | {ref_s} |")
     return "\n".join(lines)
 
 
@@ -140,13 +161,14 @@ def main(argv=None):
     for folder in map(Path, args.data):
         pairs = load_pairs(folder, Path(args.lr) if args.lr else None)
         check_sizes(pairs)
-        results[folder.name] = {name: evaluate(pairs, fn) for name, fn in methods.items()}
+        results[folder.name] = {"HR": hr_row(pairs)}
+        results[folder.name].update({name: evaluate(pairs, fn) for name, fn in methods.items()})
         for name, r in results[folder.name].items():
-            print(f"{folder.name:>8} {name:<24} {r['psnr_y']:.2f} dB  SSIM {r['ssim_y']:.4f}  "
-                  f"texture {r['texture_ratio']:.3f}", file=sys.stderr)
+            print(f"{folder.name:>8} {name:<24} {r['psnr_y']:.2f} dB  SSIM {r['ssim_y']:.4f}  NIQE {r['niqe']:.2f}  "
+                  f"texture {r['texture_ratio']:.3f}  grid {r['grid_ratio']:.1f}", file=sys.stderr)
     print(format_table(results, paper_row))
     if args.json:
-        write_json(args.json, results, indent=1)
+        write_json(args.json, json_safe(results), indent=1)
     return 0
 
 

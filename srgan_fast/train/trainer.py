@@ -323,6 +323,11 @@ class Trainer:
             save_file(self._state_tensors(), str(tmp), metadata=meta)
         save_generator(self.g_eval, self.out / "generator.safetensors",
                        extra={"iterations": self.it, "phase": self.args.phase})
+        # Every saved generator is kept (3 MB each): checkpoints are chosen afterwards by their
+        # validation scores, and the best one is rarely the last of a GAN run.
+        (self.out / "generators").mkdir(exist_ok=True)
+        save_generator(self.g_eval, self.out / "generators" / f"{self.it:06d}.safetensors",
+                       extra={"iterations": self.it, "phase": self.args.phase})
         write_json(self.out / "history.json", self.history, indent=1)
 
     def _load_state(self):
