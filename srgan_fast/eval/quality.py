@@ -42,25 +42,29 @@ def measure(weights, sets: dict, engines_list, out=None, log=print) -> dict:
     from ..image import tiling
     from ..checkpoints import load_generator
     from ..image.imresize import imresize
-    from .metrics import psnr_y
+    from .metrics import niqe_y, psnr_y
     from ..model import SCALE
+
+    def mean(values):
+        finite = [v for v in values if v == v]  # NIQE is NaN on images too small for it
+        return sum(finite) / len(finite) if finite else float("nan")
 
     g = load_generator(weights).eval()
     results, refs = {}, {}
-    rows = {"bicubic": {}, "torch fp32 (reference)": {}}
+    rows = {name: {"psnr_y": {}, "niqe": {}} for name in ("bicubic", "torch fp32 (reference)")}
     for set_name, pairs in sets.items():
-        bic, ref_db = [], []
+        scores = {name: ([], []) for name in rows}
         refs[set_name] = []
         for _name, lr, hr in pairs:
-            up = imresize(_u8(lr), float(SCALE))
-            bic.append(psnr_y(up, hr))
             with torch.inference_mode():
                 sr = g(lr)
             refs[set_name].append(sr)
-            ref_db.append(psnr_y(_u8(sr), hr))
-        rows["bicubic"][set_name] = sum(bic) / len(bic)
-        rows["torch fp32 (reference)"][set_name] = sum(ref_db) / len(ref_db)
-    results["rows"] = {k: {"psnr_y": v} for k, v in rows.items()}
+            for name, img in (("bicubic", imresize(_u8(lr), float(SCALE))), ("torch fp32 (reference)", _u8(sr))):
+                scores[name][0].append(psnr_y(img, hr))
+                scores[name][1].append(niqe_y(img))
+        for name, (dbs, niqes) in scores.items():
+            rows[name]["psnr_y"][set_name], rows[name]["niqe"][set_name] = mean(dbs), mean(niqes)
+    results["rows"] = rows
     for spec in engines_list:
         backend, _, precision = spec.partition(":")
         precision = precision or "fp32"
@@ -72,34 +76,35 @@ def measure(weights, sets: dict, engines_list, out=None, log=print) -> dict:
             log(f"{spec}: skipped ({e})")
             results["rows"][spec] = {"skipped": str(e)}
             continue
-        row = {"backend": backend, "asked": precision, "runs": engine.precision, "psnr_y": {},
+        row = {"backend": backend, "asked": precision, "runs": engine.precision, "psnr_y": {}, "niqe": {},
                "max_abs_vs_fp32": 0.0, "device": engine.device}
         with engine:
             for set_name, pairs in sets.items():
-                dbs = []
+                dbs, niqes = [], []
                 for (_name, lr, hr), ref in zip(pairs, refs[set_name]):
                     sr = tiling.upscale(engine, lr, out_device=torch.device("cpu"))
                     row["max_abs_vs_fp32"] = max(row["max_abs_vs_fp32"], float((sr - ref).abs().max()))
                     dbs.append(psnr_y(_u8(sr), hr))
-                row["psnr_y"][set_name] = sum(dbs) / len(dbs)
+                    niqes.append(niqe_y(_u8(sr)))
+                row["psnr_y"][set_name], row["niqe"][set_name] = mean(dbs), mean(niqes)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         results["rows"][f"{backend} {precision}"] = row
         log(f"{backend} {precision} (runs {engine.precision}): "
             + ", ".join(f"{s} {v:.2f} dB" for s, v in row["psnr_y"].items()))
-    ref = rows["torch fp32 (reference)"]
+    ref = rows["torch fp32 (reference)"]["psnr_y"]
     for row in results["rows"].values():
-        if "psnr_y" in row and isinstance(row["psnr_y"], dict):
+        if "psnr_y" in row:
             row["loss_db"] = {s: ref[s] - v for s, v in row["psnr_y"].items()}
     return results
 
 
 def markdown(results: dict, sets) -> str:
     head = "| engine | precision asked | runs | " + " | ".join(
-        f"{s} Y-PSNR (dB) | {s} Δ vs fp32" for s in sets) + " | max abs diff vs fp32 torch |"
-    lines = [head, "|" + "---|" * (3 + 2 * len(sets) + 1)]
+        f"{s} Y-PSNR (dB) | {s} Δ vs fp32 | {s} NIQE" for s in sets) + " | max abs diff vs fp32 torch |"
+    lines = [head, "|" + "---|" * (3 + 3 * len(sets) + 1)]
     for name, row in results["rows"].items():
         if "skipped" in row:
-            lines.append(f"| {name} | | skipped: {row['skipped']} |" + " |" * (2 * len(sets) + 1))
+            lines.append(f"| {name} | | skipped: {row['skipped']} |" + " |" * (3 * len(sets) + 1))
             continue
         asked = row.get("asked", "fp32" if "torch fp32" in name else "-")
         runs = row.get("runs", asked)
@@ -108,6 +113,7 @@ def markdown(results: dict, sets) -> str:
         for s in sets:
             cells.append(f"{row['psnr_y'][s]:.2f}")
             cells.append(f"{-row['loss_db'][s]:+.3f}" if name != "torch fp32 (reference)" else "0")
+            cells.append(f"{row['niqe'][s]:.2f}")
         diff = f"{row['max_abs_vs_fp32']:.3g}" if "max_abs_vs_fp32" in row else "-"
         lines.append(f"| {label} | {asked} | {runs} | " + " | ".join(cells) + f" | {diff} |")
     return "\n".join(lines)
@@ -161,7 +167,9 @@ def main(argv=None) -> int:
     if args.markdown:
         write_text(args.markdown, table + "\n")
     if args.json:
-        write_json(args.json, results)
+        from .evaluate import json_safe
+
+        write_json(args.json, json_safe(results))
     return 1 if failed and args.strict else 0
 
 

@@ -117,8 +117,8 @@ def test_quality_table_on_a_tiny_set(data, capsys, tmp_path):
     rc = main(["--data", str(root), "--sets", "Tiny", "--engines", "torch:fp32", "--weights", data["weights"],
                "--json", str(out_json)])
     out = capsys.readouterr().out
-    assert rc == 0 and "| torch | fp32 | fp32 |" in out
-    rows = json.loads(out_json.read_text())["rows"]
+    assert rc == 0 and "| torch | fp32 | fp32 |" in out and "| Tiny NIQE |" in out
+    rows = json.loads(out_json.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))["rows"]
     assert rows["torch fp32"]["max_abs_vs_fp32"] < 1e-4 and set(rows) >= {"bicubic", "torch fp32 (reference)"}
     (root / "Tiny_LRx4" / "0.png").unlink()
     assert main(["--data", str(root), "--sets", "Tiny", "--engines", "torch:fp32",
