@@ -4,8 +4,8 @@ For each HR folder, LR inputs come from the sibling ``<DIR>_LRx4`` folder when i
 standard MATLAB-made LR images), else they are made with the MATLAB-compatible bicubic
 downscale. Scores are on the Y channel (BT.601) of uint8 images with a 4-pixel border crop:
 Y-PSNR and SSIM (fidelity), NIQE (naturalness, no reference: lower is more natural), the texture
-ratio (fine detail against HR) and the grid ratio (patterns locked to the output pixel grid; a
-median over the images). A row "HR" gives the originals' own NIQE and grid ratio.
+ratio (fine detail against HR) and the grid amplitude (grey levels of a pattern locked to the
+output pixel grid, ``metrics.grid_amplitude``). A row "HR" gives the originals' own NIQE and grid.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 from .datasets import load_pairs, u8
 from ..errors import HelpFormatter, SrganError, cli
 from ..image.imresize import imresize
-from .metrics import grid_ratio, niqe_y, psnr_y, ssim_y, texture_ratio
+from .metrics import grid_amplitude, niqe_y, psnr_y, ssim_y, texture_ratio
 from ..model import SCALE  # the one home of the scale factor
 
 # Ledig et al. 2017, Table 2 (Y-PSNR dB / SSIM), for the table's reference rows.
@@ -37,26 +37,24 @@ def check_sizes(pairs) -> None:
 
 
 METRICS = {"psnr_y": psnr_y, "ssim_y": ssim_y, "niqe": lambda sr, hr, b: niqe_y(sr, b),
-           "texture_ratio": texture_ratio, "grid_ratio": lambda sr, hr, b: grid_ratio(sr, b)}
+           "texture_ratio": texture_ratio, "grid": lambda sr, hr, b: grid_amplitude(sr, b)}
 
 
 def evaluate(pairs, upscaler) -> dict:
-    """Scores of ``upscaler(lr uint8 HWC) -> sr uint8 HWC`` over ``pairs``: means, the grid ratio's
-    median (one striped photo must not decide), NIQE over the images large enough for it."""
+    """Mean scores of ``upscaler(lr uint8 HWC) -> sr uint8 HWC`` over ``pairs`` (NIQE and the grid
+    over the images large enough for them)."""
     check_sizes(pairs)
     per_image = {}
     for name, lr, hr in pairs:
         sr = upscaler(lr)
         per_image[name] = {k: round(float(f(sr, hr, BORDER)), 5) for k, f in METRICS.items()}
     col = {k: np.array([r[k] for r in per_image.values()]) for k in METRICS}
-    out = {k: float(np.mean(v)) for k, v in col.items() if k not in ("niqe", "grid_ratio")}
-    out["niqe"] = float(np.nanmean(col["niqe"])) if np.isfinite(col["niqe"]).any() else float("nan")
-    out["grid_ratio"] = float(np.median(col["grid_ratio"]))
+    out = {k: float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan") for k, v in col.items()}
     return {**out, "images": len(per_image), "per_image": per_image}
 
 
 def hr_row(pairs) -> dict:
-    """The originals' own NIQE and grid ratio (what a perfect model would score)."""
+    """The originals' own NIQE and grid amplitude (what a perfect model would score)."""
     return evaluate([(n, hr, hr) for n, _lr, hr in pairs], lambda hr: hr)
 
 
@@ -84,7 +82,7 @@ def engine_upscaler(engine, tile=None):
 
 
 def format_table(results: dict, paper_row: str = "SRResNet") -> str:
-    lines = ["| dataset | method | Y-PSNR (dB) | SSIM | NIQE | texture ratio | grid ratio | images | paper PSNR / SSIM |",
+    lines = ["| dataset | method | Y-PSNR (dB) | SSIM | NIQE | texture ratio | grid | images | paper PSNR / SSIM |",
              "|---|---|---|---|---|---|---|---|---|"]
     for dataset, rows in results.items():
         for method, r in rows.items():
@@ -92,7 +90,7 @@ def format_table(results: dict, paper_row: str = "SRResNet") -> str:
             ref_s = f"{ref[0]:.2f} / {ref[1]:.4f}" if ref and method != "HR" else "-"
             fidelity = "- | -" if method == "HR" else f"{r['psnr_y']:.2f} | {r['ssim_y']:.4f}"
             lines.append(f"| {dataset} | {method} | {fidelity} | {r['niqe']:.2f} | "
-                         f"{r['texture_ratio']:.3f} | {r['grid_ratio']:.1f} | {r['images']} | {ref_s} |")
+                         f"{r['texture_ratio']:.3f} | {r['grid']:.3f} | {r['images']} | {ref_s} |")
     return "\n".join(lines)
 
 
@@ -165,7 +163,7 @@ def main(argv=None):
         results[folder.name].update({name: evaluate(pairs, fn) for name, fn in methods.items()})
         for name, r in results[folder.name].items():
             print(f"{folder.name:>8} {name:<24} {r['psnr_y']:.2f} dB  SSIM {r['ssim_y']:.4f}  NIQE {r['niqe']:.2f}  "
-                  f"texture {r['texture_ratio']:.3f}  grid {r['grid_ratio']:.1f}", file=sys.stderr)
+                  f"texture {r['texture_ratio']:.3f}  grid {r['grid']:.3f}", file=sys.stderr)
     print(format_table(results, paper_row))
     if args.json:
         write_json(args.json, json_safe(results), indent=1)

@@ -272,7 +272,7 @@ class Trainer:
         val = None
         if self.val_reference and self.rank == 0 and self.it == 0:
             print(f"validation photos ({len(self.val_pairs)}), HR reference: NIQE {self.val_reference['niqe']:.2f}, "
-                  f"grid ratio {self.val_reference['grid']:.2f}", flush=True)
+                  f"grid amplitude {self.val_reference['grid']:.3f}", flush=True)
         while self.it < args.iters:
             logs = self.step()
             smooth = logs["loss"] if smooth is None else 0.98 * smooth + 0.02 * logs["loss"]
@@ -294,7 +294,7 @@ class Trainer:
                     post.update({k: f"{v:.3f}" for k, v in logs.items() if k != "loss"})
                     if val is not None:
                         post["val"] = (f"{val['psnr_y']:.2f}dB/tex{val['texture']:.2f}/niqe{val['niqe']:.2f}"
-                                       f"/grid{val['grid']:.1f}")
+                                       f"/grid{val['grid']:.3f}")
                     bar.set_postfix(post, refresh=False)
             if done_time:
                 print(f"\ntime limit of {args.time_limit} min reached at iteration {self.it}")

@@ -31,14 +31,14 @@ def test_table_and_json_carry_the_texture_ratio(data, capsys, tmp_path):
     rc, out, err = _run(["--data", data["hr"], "--backend", "torch", "--weights", data["weights"],
                          "--json", out_json], capsys)
     assert rc == 0, err
-    assert "| NIQE | texture ratio | grid ratio |" in out.splitlines()[0]
+    assert "| NIQE | texture ratio | grid |" in out.splitlines()[0]
     results = json.loads(out_json.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))["Tiny"]
     # The row names the model: a shipped model's name, else the weights file's name; HR rates the originals.
     assert set(results) == {"HR", "bicubic", f"srgan_fast {Path(data['weights']).name}"}
     assert results["HR"]["psnr_y"] is None and results["HR"]["texture_ratio"] == 1
     for row in results.values():
-        # 32x28 images are too small for NIQE (two 96x96 patches) and the grid ratio (32x32)
-        assert row["niqe"] is None and row["grid_ratio"] is None
+        # 32x28 images are too small for NIQE (two 96x96 patches) and the grid amplitude (32x32)
+        assert row["niqe"] is None and row["grid"] is None
         assert row["images"] == 2 and 0 < row["texture_ratio"] < 5
         assert all("texture_ratio" in v for v in row["per_image"].values())
     # Bicubic smooths: far less fine texture than the HR images.
