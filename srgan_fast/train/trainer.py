@@ -268,28 +268,30 @@ class Trainer:
     def _loop(self, bar):
         args = self.args
         start, start_it = time.perf_counter(), self.it
-        smooth = None   # the content loss, smoothed for the progress bar and the history
+        smooth = {}   # every logged loss, smoothed for the progress bar and the history
         val = None
         if self.val_reference and self.rank == 0 and self.it == 0:
             print(f"validation photos ({len(self.val_pairs)}), HR reference: NIQE {self.val_reference['niqe']:.2f}, "
                   f"grid amplitude {self.val_reference['grid']:.3f}", flush=True)
         while self.it < args.iters:
             logs = self.step()
-            smooth = logs["loss"] if smooth is None else 0.98 * smooth + 0.02 * logs["loss"]
+            for k, v in logs.items():
+                smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
             elapsed = time.perf_counter() - start
             done_time = args.time_limit and elapsed > args.time_limit * 60
             if self.rank == 0:
                 if self.val_pairs and (self.it % args.val_every == 0 or self.it == args.iters or done_time):
                     val = validate(self.g_eval, self.val_pairs, self.device, self.autocast)
                     self.history.append({"iter": self.it, **{f"val_{k}": v for k, v in val.items()},
-                                         "loss": round(smooth, 6), "minutes": round(elapsed / 60, 2)})
+                                         **{k: round(v, 6) for k, v in smooth.items()},
+                                         "minutes": round(elapsed / 60, 2)})
                     if bar is None:
                         print(json.dumps(self.history[-1]), flush=True)
                 if self.it % args.save_every == 0 or self.it == args.iters or done_time:
                     self.save()
                 if bar is not None:
                     bar.update(1)
-                    post = {"loss": f"{smooth:.4f}", "lr": f"{self.opt_g.param_groups[0]['lr']:.1e}",
+                    post = {"loss": f"{smooth['loss']:.4f}", "lr": f"{self.opt_g.param_groups[0]['lr']:.1e}",
                             "crops/s": f"{(self.it - start_it) * args.batch / elapsed:.1f}"}
                     post.update({k: f"{v:.3f}" for k, v in logs.items() if k != "loss"})
                     if val is not None:
