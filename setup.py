@@ -29,7 +29,10 @@ setup(
         "triton": ["triton"],
         "video": ["av"],
         "gpu": ["tensorrt", "pycuda"],
-        "distributed": ["ray>=2.9"],
+        # 2.52.1: the oldest checked with token authentication, which the job's local instance
+        # turns on (2.9.3 also keeps it on loopback, but any local user could submit work).
+        # psutil: the local instance's sockets are checked to be on loopback.
+        "distributed": ["ray>=2.52.1", "psutil"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
         "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib"],
     },

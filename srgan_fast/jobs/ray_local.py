@@ -78,7 +78,9 @@ class LocalRay:
 
     def __enter__(self):
         try:
+            self._stack.callback(reread_environment)         # last: after the restore below
             self._stack.enter_context(environment(_env()))
+            reread_environment()
             ray = require("ray", "distributed", "ray")
             require("psutil", "distributed")
             # Read at import: an earlier import of ray (a test, a notebook) must see it too.
@@ -89,11 +91,16 @@ class LocalRay:
             remove_stale_folders(self.log)
             self.folder, self.owner = _make_folder()
             self._stack.callback(self._remove_folder)
-            ray.init(num_cpus=self.cpus, object_store_memory=_LOCAL_OBJECT_STORE,
-                     _temp_dir=str(self.folder), _node_ip_address="127.0.0.1",
-                     include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=False)
+            self._before = {p.pid for p in self.processes()}
             self._stack.callback(self._shutdown, ray)
+            try:
+                ray.init(num_cpus=self.cpus, object_store_memory=_LOCAL_OBJECT_STORE,
+                         _temp_dir=str(self.folder), _node_ip_address="127.0.0.1",
+                         include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, configure_logging=False)
+            except (OSError, RuntimeError, ValueError, ConnectionError) as e:
+                first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+                raise SrganError(f"--ray: could not start a local Ray instance ({first})") from None
             self.check_loopback()
         except BaseException:
             self._stack.close()
@@ -119,7 +126,7 @@ class LocalRay:
     def _shutdown(self, ray) -> None:
         import psutil
 
-        procs = self.processes()[1:]
+        procs = [p for p in self.processes() if p.pid not in self._before]   # Ray's, not others
         ray.shutdown()
         _, alive = psutil.wait_procs(procs, timeout=15)
         for p in alive:          # the instance's own processes, left by a shutdown cut short
@@ -130,6 +137,19 @@ class LocalRay:
     def _remove_folder(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)    # never follows links in it
         os.close(self.owner)
+
+
+def reread_environment() -> None:
+    """Make an already imported Ray read the environment again (its configuration and its cached
+    token, as Ray's own tests do); a Ray imported later reads it anyway."""
+    raylet = sys.modules.get("ray._raylet")
+    if raylet is None:
+        return
+    with contextlib.suppress(Exception):
+        raylet.Config.initialize("")
+        loader = getattr(raylet, "AuthenticationTokenLoader", None)
+        if loader is not None:
+            loader.instance().reset_cache()
 
 
 def listening_beyond_loopback(processes) -> list[str]:
@@ -161,9 +181,10 @@ def is_loopback(ip: str) -> bool:
 
 def _base() -> Path:
     """Where the instance's folder goes: the temporary folder, if short enough for Ray's socket
-    paths (about 60 characters are added under it, and AF_UNIX allows 107)."""
+    paths (up to 83 characters are added under it: folder, session, socket name; AF_UNIX allows
+    107), else /tmp."""
     base = Path(tempfile.gettempdir())
-    return base if len(str(base)) <= 40 else Path("/tmp")
+    return base if len(str(base)) <= 24 else Path("/tmp")
 
 
 def _make_folder():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import socket
 import sys
 
@@ -54,10 +55,10 @@ def probe_address(address: str, timeout: float) -> None:
                          f"`ray start --head`, or check the address and the firewall") from None
 
 
-def connect(ray, address: str, timeout: float) -> None:
+def connect(address: str, timeout: float):
     """ray.init(address) bounded by ``timeout``: Ray's own connection retries are cut to about
-    that (its defaults retry for many minutes), and its retry warnings are kept quiet."""
-    from .ray_local import environment
+    that (its defaults retry for many minutes) and its retry warnings kept quiet; returns ray."""
+    from .ray_local import environment, reread_environment
 
     probe_address(address, timeout)
     secs = str(max(1, math.ceil(timeout / 2)))
@@ -65,12 +66,40 @@ def connect(ray, address: str, timeout: float) -> None:
                "RAY_py_gcs_connect_timeout_s": secs, "RAY_gcs_rpc_server_connect_timeout_s": secs,
                "RAY_BACKEND_LOG_LEVEL": "error"}
     try:
-        with environment(bounded):
+        with environment(bounded), _held_stderr() as held:   # Ray reads it at import or reread
+            reread_environment()
+            ray = require("ray", "distributed", "ray")
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR, configure_logging=False)
+            held.keep = True
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
         first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
         raise SrganError(f"--ray {address}: cannot connect ({first})") from None
+    finally:
+        reread_environment()
+    return ray
+
+
+@contextlib.contextmanager
+def _held_stderr():
+    """Hold what is written to file descriptor 2 (Ray's C++ retry warnings) in the block: shown
+    after it if ``keep`` is set (the connection worked), else dropped for the one error line."""
+    import tempfile
+
+    held = type("Held", (), {"keep": False})()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if held.keep:
+                f.seek(0)
+                sys.stderr.write(f.read().decode(errors="replace"))
 
 
 class RayRunner:
@@ -124,8 +153,7 @@ class RayRunner:
                 local = LocalRay(usable_cores())
                 ray = stack.enter_context(local)
             else:
-                ray = require("ray", "distributed", "ray")
-                connect(ray, self.address, self.timeout)
+                ray = connect(self.address, self.timeout)
                 stack.callback(ray.shutdown)
             self._run(ray, items, on_done, bar, local)
 

@@ -45,6 +45,9 @@ def cli_args(src, dst, weights, *extra):
             "--segment-seconds", "0.25", *map(str, extra)]
 
 
+_SESSION: dict = {}      # made once per session, whichever test module asks first
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     from conftest import tiny_weights
@@ -55,21 +58,27 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """24 frames, a keyframe every 6: 0.25 s segments are 6 frames each."""
-    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", gop=6)
+    if "clip" not in _SESSION:
+        _SESSION["clip"] = make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", gop=6)
+    return _SESSION["clip"]
 
 
 @pytest.fixture(scope="module")
 def reference(clip, weights, tmp_path_factory):
     """The uninterrupted single-process segmented run."""
-    dst = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    assert video.main(cli_args(clip, dst, weights)) == 0
-    return dst, decoded(dst)
+    if "reference" not in _SESSION:
+        dst = tmp_path_factory.mktemp("ref") / "ref.mp4"
+        assert video.main(cli_args(clip, dst, weights)) == 0
+        _SESSION["reference"] = dst, decoded(dst)
+    return _SESSION["reference"]
 
 
-def start_job(argv, *, text=True, preexec_fn=None, **hooks):
-    """The video command in a subprocess with the test hooks (``jobhooks``) installed."""
+def start_job(argv, *, environ=None, preexec_fn=None, **hooks):
+    """The video command in a subprocess with the test hooks (``jobhooks``) installed;
+    ``environ``: more environment variables."""
     return subprocess.Popen([sys.executable, "-c", jobhooks.script(argv)], stderr=subprocess.PIPE,
-                            text=text, cwd=REPO, env=jobhooks.env(**hooks), preexec_fn=preexec_fn)
+                            text=True, cwd=REPO, env={**jobhooks.env(**hooks), **(environ or {})},
+                            preexec_fn=preexec_fn)
 
 
 def wait_for(path: Path, proc, timeout=300):

@@ -3,11 +3,10 @@ machine's speed): a job run by ``python -c SCRIPT`` whose engine blocks at a kno
 
 Read only here, from the environment the test gives the job:
 
-- ``SRGAN_TEST_BLOCK_AT=N``, ``SRGAN_TEST_WORK=OUT.parts``, ``SRGAN_TEST_BARRIER=FILE``: the first
-  engine call made once the job's manifest lists N finished parts creates FILE (holding its
-  pid) and blocks; exactly one engine, in any process, blocks, once. It returns when its process
-  gets SIGINT or SIGTERM (the job then stops as it would on Ctrl-C) or when
-  ``SRGAN_TEST_RELEASE=FILE`` appears; SIGKILL ends it where it is.
+- ``SRGAN_TEST_BLOCK_SEGMENT=K``, ``SRGAN_TEST_BARRIER=FILE``: the first engine call for segment K
+  (in whichever process runs it) creates FILE (holding its pid) and blocks; exactly one engine
+  call blocks, once. It returns when its process gets SIGINT or SIGTERM (the job then stops as
+  on Ctrl-C) or when ``SRGAN_TEST_RELEASE=FILE`` appears; SIGKILL ends it where it is.
 - ``SRGAN_TEST_BLOCK_JOIN=FILE``: the join writes the whole output under its temporary name, then
   creates FILE and waits for SIGKILL (never publishing the output).
 
@@ -17,7 +16,6 @@ of a local Ray instance inherit, so they unpickle ``HookSpec`` by reference.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -29,18 +27,12 @@ from srgan_fast.engines.torch_engine import TorchEngine
 from srgan_fast.jobs.engine_spec import EngineSpec
 
 _SIGNALLED = threading.Event()
-
-
-def _done_parts(work: Path) -> int:
-    try:
-        return len(json.loads((work / "manifest.json").read_text())["done"])
-    except (OSError, ValueError, KeyError):
-        return 0
+_RUNNING: list = []          # the segment this process is encoding (set by the part's hook)
 
 
 def _maybe_block() -> None:
-    at, barrier = os.environ.get("SRGAN_TEST_BLOCK_AT"), os.environ.get("SRGAN_TEST_BARRIER")
-    if not at or not barrier or _done_parts(Path(os.environ["SRGAN_TEST_WORK"])) < int(at):
+    at, barrier = os.environ.get("SRGAN_TEST_BLOCK_SEGMENT"), os.environ.get("SRGAN_TEST_BARRIER")
+    if not at or not barrier or _RUNNING != [int(at)]:
         return
     try:
         fd = os.open(barrier, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -80,6 +72,24 @@ class BarrierEngine(TorchEngine):
         return super()._run(lr)
 
 
+def _hook_parts() -> None:
+    """In this process, a part records which segment it encodes while it runs."""
+    from srgan_fast.jobs.parts import PartTask
+
+    real = PartTask.run
+    if getattr(real, "_hooked", False):
+        return
+
+    def run(self, engine, bar=None):
+        _RUNNING[:] = [self.segment.index]
+        try:
+            return real(self, engine, bar)
+        finally:
+            _RUNNING.clear()
+    run._hooked = True
+    PartTask.run = run
+
+
 def open_barrier_engine(weights, threads=None, device=None):
     import torch
 
@@ -88,6 +98,7 @@ def open_barrier_engine(weights, threads=None, device=None):
     if threads:
         torch.set_num_threads(threads)
     _chain_signals()
+    _hook_parts()
     return BarrierEngine(load_generator(weights), device=device or "cpu")
 
 

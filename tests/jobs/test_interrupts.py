@@ -4,6 +4,7 @@ to exactly the frames of an uninterrupted run and leave nothing behind.
 Deterministic: the job's engine blocks at a known point (``jobhooks``: after N finished parts,
 until the test has signalled), so no test races the machine's speed.
 """
+import json
 import os
 import signal
 
@@ -16,6 +17,11 @@ from srgan_fast import video
 psutil = pytest.importorskip("psutil")
 
 
+def _remaining(work):
+    done = json.loads((work / "manifest.json").read_text())["done"]
+    return sorted(set(range(4)) - {int(k) for k in done})
+
+
 def _workers(pid):
     try:
         return [c for c in psutil.Process(pid).children()
@@ -24,18 +30,17 @@ def _workers(pid):
         return []
 
 
-@pytest.mark.parametrize("first_signal", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_then_sigkill_then_resume_gives_the_same_frames(first_signal, clip, weights,
-                                                                  reference, tmp_path):
+def test_ctrl_c_then_sigkill_then_resume_gives_the_same_frames(clip, weights, reference,
+                                                               tmp_path):
     dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
     argv = cli_args(clip, dst, weights, "--batch", "1")
-    proc = start_job(argv, block_at=1, work=work, barrier=tmp_path / "b1")
+    proc = start_job(argv, block_segment=1, barrier=tmp_path / "b1")
     wait_for(tmp_path / "b1", proc)                  # one part done, the second one blocked
-    proc.send_signal(first_signal)
+    proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
     assert not dst.exists() and done_parts(work) == 1
-    proc = start_job(argv, block_at=2, work=work, barrier=tmp_path / "b2")
+    proc = start_job(argv, block_segment=2, barrier=tmp_path / "b2")
     wait_for(tmp_path / "b2", proc)
     proc.kill()                                      # SIGKILL: no chance to clean up
     proc.communicate(timeout=60)
@@ -50,24 +55,24 @@ def test_interrupt_then_sigkill_then_resume_gives_the_same_frames(first_signal, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b1", "b2", "out.mp4"]
 
 
-def test_a_killed_worker_is_replaced_and_its_part_redone(clip, weights, reference, tmp_path):
+def test_sigterm_stops_a_job_like_ctrl_c(clip, weights, tmp_path):
     dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
-    proc = start_job(cli_args(clip, dst, weights, "--workers", "2", "--batch", "1"),
-                     block_at=1, work=work, barrier=tmp_path / "b")
-    blocked = int(wait_for(tmp_path / "b", proc))    # a worker in the middle of a part
-    assert blocked in [w.pid for w in _workers(proc.pid)]
-    os.kill(blocked, signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert decoded(dst) == reference[1]
-    assert not work.exists()
+    proc = start_job(cli_args(clip, dst, weights, "--batch", "1"), block_segment=1,
+                     barrier=tmp_path / "b")
+    wait_for(tmp_path / "b", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    assert done_parts(work) == 1 and sorted(p.name for p in work.iterdir()) == \
+        ["manifest.json", "part-00000.mov"]         # its temporaries removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "out.mp4.parts"]   # lock gone
 
 
-def test_ctrl_c_stops_the_workers_and_a_killed_job_takes_its_workers_along(
+def test_workers_stop_on_ctrl_c_die_with_a_killed_job_and_are_replaced_when_killed(
         clip, weights, reference, tmp_path):
     dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
     argv = cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")
-    proc = start_job(argv, block_at=1, work=work, barrier=tmp_path / "b1")
+    proc = start_job(argv, block_segment=1, barrier=tmp_path / "b1")
     wait_for(tmp_path / "b1", proc)
     workers = _workers(proc.pid)
     proc.send_signal(signal.SIGINT)
@@ -75,10 +80,9 @@ def test_ctrl_c_stops_the_workers_and_a_killed_job_takes_its_workers_along(
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
     assert not dst.exists() and not list(work.glob(".*partial*"))
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
-    done = done_parts(work)
     # SIGKILL the job itself while a worker is in a part: its workers die with it (none goes on
     # writing into the work folder once the next run holds the lock).
-    proc = start_job(argv, block_at=done + 1, work=work, barrier=tmp_path / "b2")
+    proc = start_job(argv, block_segment=_remaining(work)[0], barrier=tmp_path / "b2")
     wait_for(tmp_path / "b2", proc)
     workers = _workers(proc.pid)
     assert workers
@@ -86,11 +90,16 @@ def test_ctrl_c_stops_the_workers_and_a_killed_job_takes_its_workers_along(
     proc.communicate(timeout=60)
     _, alive = psutil.wait_procs(workers, timeout=60)
     assert not alive, "workers outlived their job"
+    # SIGKILL a worker in the middle of a part: a new worker replaces it and redoes the part.
     done = done_parts(work)          # the other worker may have finished one more part
-    proc = start_job(argv)
+    proc = start_job(argv, block_segment=_remaining(work)[0], barrier=tmp_path / "b3")
+    blocked = int(wait_for(tmp_path / "b3", proc))
+    assert blocked in [w.pid for w in _workers(proc.pid)]
+    os.kill(blocked, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and f"resuming: {done} of 4" in err, err
     assert decoded(dst) == reference[1]
+    assert not work.exists()
 
 
 def test_sigkill_during_the_join_leaves_a_temporary_the_next_run_removes(clip, weights,
@@ -120,8 +129,7 @@ def test_a_second_job_on_the_same_output_is_refused_naming_the_first(clip, weigh
                                                                     tmp_path, capsys):
     dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
     argv = cli_args(clip, dst, weights)
-    proc = start_job(argv, block_at=1, work=work, barrier=tmp_path / "b",
-                     release=tmp_path / "go")
+    proc = start_job(argv, block_segment=1, barrier=tmp_path / "b", release=tmp_path / "go")
     wait_for(tmp_path / "b", proc)
     before = sorted(p.name for p in work.iterdir())
     for extra in ([], ["--restart"], ["--segment-seconds", "0"]):
