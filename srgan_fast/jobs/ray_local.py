@@ -169,7 +169,8 @@ def listening_beyond_loopback(processes) -> list[str]:
             reachable = c.status == psutil.CONN_LISTEN if c.type == socket.SOCK_STREAM \
                 else not c.raddr                      # UDP: any unconnected bound socket
             if c.laddr and reachable and not is_loopback(c.laddr.ip):
-                found.append(f"{c.laddr.ip}:{c.laddr.port} ({name})")
+                host = f"[{c.laddr.ip}]" if ":" in c.laddr.ip else c.laddr.ip
+                found.append(f"{host}:{c.laddr.port} ({name})")
     return found
 
 

@@ -105,6 +105,8 @@ def _held_stderr():
 class RayRunner:
     def __init__(self, spec, address: str, actors: int | None = None, timeout: float = 60.0):
         self.spec, self.address, self.actors, self.timeout = spec, address, actors, timeout
+        if address != "local":
+            probe_address(address, timeout)    # before the job makes anything
 
     def _pool(self, ray, n_items: int):
         """Actors: one per GPU (num_gpus=1), else one per CPU (or --workers of them), never more

@@ -45,11 +45,13 @@ def run_segmented(src, dst, opts: VideoOptions, seconds: float, runner, engine_i
     if dst.suffix.lower() == ".avi":
         raise SrganError(f"{dst}: AVI keeps no timestamps to join parts by; use "
                          f"--segment-seconds 0 or another container")
+    work = work_folder(dst)
+    if work.resolve() in src.resolve().parents:      # its cleanup would delete the input
+        raise SrganError(f"{src}: the input is inside the job's work folder {work}; move it out")
     t0 = time.perf_counter()
     index = index or index_source(src)
     state = index.state                  # the parts check it: a source replaced mid-job is caught
     segments = plan_job(src, opts, seconds, index)
-    work = work_folder(dst)
     manifest, existed = Manifest.open(work, fingerprint(src, index),
                                       job_settings(opts, engine_identity, seconds, dst),
                                       segments, restart, dst.name)

@@ -49,9 +49,9 @@ class Found:
 
 
 def _not_ours(work: Path, why: str, restart: bool) -> SrganError:
-    also = " (--restart deletes only a work folder srgan_fast made)" if restart else ""
-    return SrganError(f"{work}: {why}, so it is not a work folder srgan_fast made; it was left "
-                      f"untouched{also}: move it away or choose another output name")
+    also = " (--restart too deletes only a work folder srgan_fast made)" if restart else ""
+    return SrganError(f"{work}: {why}; srgan_fast uses only a work folder it made, so it left "
+                      f"this one untouched{also}: move it away or choose another output name")
 
 
 def inspect(work: Path, restart: bool = False) -> Found:
@@ -64,7 +64,10 @@ def inspect(work: Path, restart: bool = False) -> Found:
         raise _not_ours(work, "is a symbolic link", restart)
     if not stat.S_ISDIR(st.st_mode):
         raise _not_ours(work, "exists and is not a folder", restart)
-    names = os.listdir(work)
+    try:
+        names = os.listdir(work)
+    except OSError as e:
+        raise SrganError(f"{work}: cannot read the work folder ({e.strerror})") from None
     if not names:
         return Found("empty")
     foreign = sorted(n for n in names if not OURS.fullmatch(n))

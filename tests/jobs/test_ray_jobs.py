@@ -78,7 +78,31 @@ def test_the_loopback_check_sees_a_socket_on_every_interface():
         s.close()
 
 
-def test_workers_that_cannot_be_placed_fail_in_one_line(monkeypatch, tmp_path):
+CLIENT = """
+import logging, sys
+import ray
+try:
+    ray.init(address=sys.argv[1], logging_level=logging.ERROR, log_to_driver=False)
+except Exception:
+    print("refused")
+else:
+    print("connected", ray.cluster_resources().get("CPU"))
+"""
+
+
+def _client(address, home, token=None):
+    """Another program of this machine submitting to the instance, with or without its token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HOME=str(home), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+               RAY_gcs_server_port_wait_time_s="1", RAY_py_gcs_connect_timeout_s="5")
+    if token:
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    return subprocess.run([sys.executable, "-c", CLIENT, address], env=env, capture_output=True,
+                          text=True, timeout=300).stdout.strip()
+
+
+def test_the_local_instance_takes_only_its_token_and_unplaceable_workers_fail_in_one_line(
+        monkeypatch, tmp_path):
     from ray.util.placement_group import placement_group
 
     from srgan_fast.jobs.engine_spec import EngineSpec
@@ -87,6 +111,10 @@ def test_workers_that_cannot_be_placed_fail_in_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     local = LocalRay(1)
     with local as ray:
+        address = ray.get_runtime_context().gcs_address
+        assert address.startswith("127.0.0.1:")
+        assert _client(address, tmp_path) == "refused"
+        assert _client(address, tmp_path, os.environ["RAY_AUTH_TOKEN"]) == "connected 1.0"
         hog = placement_group([{"CPU": 1}])             # another job holds the only CPU
         ray.get(hog.ready(), timeout=60)
         with pytest.raises(SrganError, match=r"could not place 1 worker.*within 1 s.*--workers"):
@@ -108,6 +136,7 @@ def test_an_address_without_a_cluster_is_one_line(clip, weights, tmp_path, capsy
     assert err.splitlines() == [f"error: --ray 127.0.0.1:{port}: no Ray cluster answers there "
                                 f"(Connection refused); start one with `ray start --head`, or "
                                 f"check the address and the firewall"]
+    assert list(tmp_path.iterdir()) == []               # refused before the job made anything
 
 
 def test_an_address_that_answers_but_is_no_cluster_times_out_in_one_line(clip, weights, tmp_path):

@@ -38,7 +38,7 @@ def test_a_folder_of_the_users_files_is_refused_and_untouched(clip, weights, tmp
     (work / "diary.txt").write_text("mine")
     (work / "part-00000.mov").write_text("also mine")
     rc, err = run(capsys, *cli_args(clip, tmp_path / "x.mp4", weights, *restart))
-    assert rc == 2 and len(err.splitlines()) == 1 and "not a work folder srgan_fast made" in err
+    assert rc == 2 and len(err.splitlines()) == 1 and "uses only a work folder it made" in err
     assert "move it away or choose another output name" in err
     assert tree(work) == {"diary.txt": b"mine", "part-00000.mov": b"also mine"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4.parts"]   # no output, no lock
@@ -108,6 +108,9 @@ def _damage(kind, data):
         del data["source"]
     elif kind == "another output":
         data["output"] = "y.mp4"
+    elif kind == "an older version":
+        del data["made_by"]
+        data["version"] = 1
     elif kind == "not JSON":
         return "{not json"
     elif kind == "NaN seconds":
@@ -127,7 +130,7 @@ def kept_job(clip, weights, tmp_path_factory):
 @pytest.mark.parametrize("kind", ["done key not an integer", "done entry not an object",
                                   "a JSON array", "bytes a string", "segments not a list",
                                   "frames a bool", "source missing", "another output",
-                                  "not JSON", "NaN seconds"])
+                                  "not JSON", "NaN seconds", "an older version"])
 def test_a_damaged_manifest_is_one_line_naming_restart(clip, weights, reference, kept_job,
                                                        tmp_path, capsys, kind):
     dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
@@ -220,3 +223,37 @@ def test_manifest_open_refuses_another_source_and_restart_starts_over(tmp_path):
         Manifest.open(work, src2, {"crf": 18.0}, segs, restart=False)
     m, resumed = Manifest.open(work, src2, {"crf": 18.0}, segs, restart=True)
     assert not resumed and m.data["done"] == {} and m.data["made_folder"] is True
+
+
+def test_a_source_changed_while_the_job_runs_gives_no_part_and_no_output(clip, tmp_path):
+    import shutil as sh
+
+    from conftest import NearestEngine
+    from srgan_fast.jobs.runners import InlineRunner
+    from srgan_fast.jobs.video_job import run_segmented
+
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    sh.copy(clip, src)
+
+    class Touching(InlineRunner):         # the file is replaced after the job indexed it
+        def run(self, items, on_done, bar=None):
+            st = os.stat(src)
+            os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+            super().run(items, on_done, bar)
+
+    with pytest.raises(SrganError, match="changed while the job ran"):
+        run_segmented(src, dst, video.VideoOptions(progress=False), 0.25,
+                      Touching(NearestEngine), {"backend": "nearest"})
+    assert not dst.exists()
+    assert json.loads((tmp_path / "out.mp4.parts" / "manifest.json").read_text())["done"] == {}
+
+
+def test_an_input_inside_the_work_folder_is_refused(clip, weights, tmp_path, capsys):
+    import shutil as sh
+
+    work = tmp_path / "x.mp4.parts"
+    work.mkdir()
+    sh.copy(clip, work / "part-00000.mov")      # named like a part: cleanup would delete it
+    rc, err = run(capsys, *cli_args(work / "part-00000.mov", tmp_path / "x.mp4", weights))
+    assert rc == 2 and "inside the job's work folder" in err, err
+    assert (work / "part-00000.mov").read_bytes() == clip.read_bytes()
