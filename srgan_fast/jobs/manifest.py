@@ -60,15 +60,13 @@ class Manifest:
             why = damage(found.data, output)
             if type(found.data.get("made_folder")) is bool:
                 data["made_folder"] = found.data["made_folder"]
-            if restart:
-                pass
-            elif why:
-                raise SrganError(f"{work / workdir.MANIFEST}: damaged ({why}); run again with "
-                                 f"--restart to start over")
-            elif changed := _difference(found.data, data):
-                raise SrganError(f"{work}: holds parts of a job with {changed}; run again with "
-                                 f"--restart to start over")
-            else:
+            if not restart:
+                if why:
+                    raise SrganError(f"{work / workdir.MANIFEST}: damaged ({why}); run again "
+                                     f"with --restart to start over")
+                if changed := _difference(found.data, data):
+                    raise SrganError(f"{work}: holds parts of a job with {changed}; run again "
+                                     f"with --restart to start over")
                 data["done"], resumed = found.data["done"], True
         elif found.kind == "damaged" and not restart:
             raise SrganError(f"{work / workdir.MANIFEST}: damaged ({found.why}); run again with "

@@ -92,6 +92,7 @@ class LocalRay:
             self.folder, self.owner = _make_folder()
             self._stack.callback(self._remove_folder)
             self._before = {p.pid for p in self.processes()}
+            self._open_before = set(listening_beyond_loopback(self.processes()))   # not Ray's
             self._stack.callback(self._shutdown, ray)
             try:
                 ray.init(num_cpus=self.cpus, object_store_memory=_LOCAL_OBJECT_STORE,
@@ -118,7 +119,8 @@ class LocalRay:
 
     def check_loopback(self) -> None:
         """Stop the job if any process of the instance listens beyond loopback."""
-        open_ = listening_beyond_loopback(self.processes())
+        open_ = [s for s in listening_beyond_loopback(self.processes())
+                 if s not in self._open_before]
         if open_:
             raise SrganError(f"the local Ray instance listens beyond this machine ({open_[0]}); "
                              f"stopped it. Use a Ray version from the README, or --workers")
