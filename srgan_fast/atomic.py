@@ -10,6 +10,8 @@ import contextlib
 import errno
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -60,6 +62,39 @@ def atomic_output(path):
         if isinstance(e, OSError):
             raise os_error(path, e) from None
         raise
+
+
+def remove_stale(*paths) -> list[tuple[Path, int]]:
+    """Remove the temporary files killed writers of ``paths`` left beside them; [(file, bytes)].
+
+    Only regular files named as ``atomic_output(path)`` names them (never a link, a folder or
+    another name); each folder is listed once. Call it only while holding the job's lock on the
+    outputs (``joblock.hold``), so no live writer can own one of them."""
+    wanted: dict = {}
+    for path in map(Path, paths):
+        folder = path.parent if str(path.parent) else Path(".")
+        wanted.setdefault(folder, set()).add((path.stem, path.suffix))
+    removed = []
+    for folder, names in wanted.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for name in entries:
+            m = _TEMPORARY.fullmatch(name)
+            if not m or (m.group(1), m.group(2)) not in names:
+                continue
+            try:
+                st = os.lstat(folder / name)
+                if stat.S_ISREG(st.st_mode):
+                    os.unlink(folder / name)
+                    removed.append((folder / name, st.st_size))
+            except OSError:
+                continue
+    return removed
+
+
+_TEMPORARY = re.compile(r"\.(.*)\.[a-z0-9_]{8}\.partial(\.[^./]*|)")
 
 
 def write_bytes(path, data: bytes) -> None:

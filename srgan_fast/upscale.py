@@ -59,12 +59,15 @@ def open_engine_from_args(args):
         if clash:
             raise SrganError(f"{' and '.join(clash)} cannot be combined with --engine: the artifact "
                              "fixes its weights (build another artifact for other weights)")
-        engine = engines.open_artifact(args.engine)
+        from .jobs.options import device_option
+        engine = engines.open_artifact(args.engine, **device_option(args))
         _check_engine_matches(args, engine)
     else:
         from .checkpoints import model_weights
+        from .jobs.options import device_option
         engine = engines.open_engine(args.backend or "auto", args.precision or "fp32",
-                                     weights=model_weights(args.model, args.weights))
+                                     weights=model_weights(args.model, args.weights),
+                                     **device_option(args))
     asked = "" if engine.requested_precision == engine.precision else \
         f" (asked {engine.requested_precision})"
     print(f"engine: {engine.name} {engine.precision}{asked} on {engine.device}", file=sys.stderr)
@@ -119,6 +122,9 @@ def parse_args(argv):
                    help="zlib level for PNG outputs: 1 is fast, 9 smallest (default: %(default)s)")
     p.add_argument("--recursive", action="store_true",
                    help="folders: also upscale images in subfolders, mirroring the tree (default: off)")
+    p.add_argument("--follow-links", action="store_true",
+                   help="folders with --recursive: also walk subfolders reached through symbolic "
+                        "links, each folder once (default: links to folders are skipped)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (default: keep them; folders resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
@@ -140,6 +146,8 @@ def main(argv=None):
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise SrganError(f"--memory-budget must be a positive number of MiB, got {args.memory_budget}")
     budget = args.memory_budget * 2**20 if args.memory_budget else None
+    from .jobs.options import check_job_args
+    check_job_args(args)  # --workers, --devices, --segment-seconds, --ray: before any work
     inp, out = Path(args.input), Path(args.output)
     if inp.suffix.lower() in VIDEO_EXTS:
         from . import video
@@ -166,6 +174,10 @@ def _single(inp: Path, out: Path, args, budget) -> int:
                          f"(images: {', '.join(sorted(INPUT_EXTS))})")
     out = output_path(inp, out)
     check_output(inp, out, args.overwrite)
+    from .jobs.options import wants_spread
+    if wants_spread(args):
+        raise SrganError("--workers, --ray and several --devices spread folders and videos; "
+                         "one image runs in this process on one device")
     img = read_image(inp)  # a bad file fails before the (possibly slow) engine is opened
     engine = open_engine_from_args(args)
     try:

@@ -1,12 +1,26 @@
-"""Test setup. TRITON_INTERPRET must be set before anything imports triton: kernels run on CPU."""
+"""Test setup. TRITON_INTERPRET must be set before anything imports triton: kernels run on CPU.
+
+Nothing is written to the user's home: Triton's cache and Ray's files and token go to a private
+temporary folder (removed at exit), as the artifact cache does (issue 18)."""
+import atexit
 import os
+import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+_PRIVATE = tempfile.mkdtemp(prefix="srgan-tests-", dir="/tmp")   # short: Ray's socket paths
+atexit.register(shutil.rmtree, _PRIVATE, True)
+os.environ.setdefault("TRITON_HOME", _PRIVATE)              # else ~/.triton/cache
+os.environ.setdefault("RAY_TMPDIR", _PRIVATE)               # else /tmp/ray
+if "RAY_AUTH_TOKEN" not in os.environ and "RAY_AUTH_TOKEN_PATH" not in os.environ:
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)    # else Ray writes ~/.ray/auth_token
 
 import pytest  # noqa: E402
 

@@ -1,6 +1,13 @@
 """Folder jobs: plan what to do (mirror the tree, resume, say what is skipped and why), then run
 decode, engine and encode as three overlapping stages.
 
+Walk: links to folders are not followed unless asked (``--follow-links``), and then never into a
+folder already walked (a link back up the tree, or a bind mount, would repeat it forever); each
+is named among the skipped entries. A file whose link leads to its own output is skipped.
+
+One job per output folder: the run holds the lock ``OUT/.srgan_fast.lock`` (``joblock``), and
+holding it removes the temporaries a killed run left beside the outputs it plans.
+
 Resume: outputs are written atomically, so an existing output that is non-empty and whose
 structure decodes (Pillow's ``verify``: PNG chunk CRCs through IEND, headers elsewhere) is a
 finished one and is kept; a 0-byte or truncated file (from another tool, or a crash of an older
@@ -13,6 +20,7 @@ counts all three.
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -57,14 +65,21 @@ def incomplete(path: Path) -> str | None:
     return None
 
 
-def plan_folder(inp: Path, out: Path, recursive: bool = False, overwrite: bool = False) -> FolderPlan:
+LOCK_NAME = ".srgan_fast.lock"
+
+
+def plan_folder(inp: Path, out: Path, recursive: bool = False, overwrite: bool = False,
+                follow_links: bool = False) -> FolderPlan:
     if out.exists() and not out.is_dir():
         raise SrganError(f"{out}: input is a folder, so the output must be a folder")
     if same_file(inp, out):
         raise SrganError(f"{out}: output folder is the input folder; choose another")
     plan = FolderPlan()
-    for src in _walk(inp, out, recursive, plan):
+    for src in _walk(inp, out, recursive, plan, follow_links, {_key(inp)}):
         dst = out / output_name(src.relative_to(inp))
+        if same_file(src, dst):
+            plan.skip("link to its own output file", src)
+            continue
         if dst.exists() and not overwrite:
             why = incomplete(dst)
             if why is None:
@@ -75,18 +90,31 @@ def plan_folder(inp: Path, out: Path, recursive: bool = False, overwrite: bool =
     return plan
 
 
-def _walk(inp: Path, out: Path, recursive: bool, plan: FolderPlan):
-    """Image files under ``inp`` in name order; everything else is recorded as skipped."""
+def _key(folder: Path) -> tuple:
+    st = os.stat(folder)
+    return st.st_dev, st.st_ino
+
+
+def _walk(inp: Path, out: Path, recursive: bool, plan: FolderPlan, follow: bool, seen: set):
+    """Image files under ``inp`` in name order; everything else is recorded as skipped.
+    ``seen``: (device, inode) of every folder walked, so none is walked twice."""
     for entry in sorted(inp.iterdir()):
         if entry.name.startswith("."):
             plan.skip("hidden", entry)
+        elif entry.is_symlink() and not entry.exists():
+            plan.skip("broken link", entry)
         elif entry.is_dir():
             if same_file(entry, out):
                 plan.skip("the output folder", entry)
             elif not recursive:
                 plan.skip("subfolder (use --recursive)", entry)
+            elif entry.is_symlink() and not follow:
+                plan.skip("link to a folder (not followed; --follow-links follows them)", entry)
+            elif _key(entry) in seen:
+                plan.skip("folder already walked (a link or mount loop)", entry)
             else:
-                yield from _walk(entry, out, recursive, plan)
+                seen.add(_key(entry))
+                yield from _walk(entry, out, recursive, plan, follow, seen)
         elif entry.suffix.lower() in VIDEO_EXTS:
             plan.skip("video (upscale videos one at a time)", entry)
         elif entry.suffix.lower() not in INPUT_EXTS or not entry.is_file():
@@ -112,8 +140,41 @@ def run_folder(inp: Path, out: Path, args, budget: int | None, open_engine, spre
     ``spread(jobs) -> (written, failed)``, when given, runs the jobs on workers instead (passed in
     by the command, so the image stage does not import the jobs stage above it).
     """
-    plan = plan_folder(inp, out, args.recursive, args.overwrite)
+    from ..atomic import remove_stale
+    from ..joblock import hold
+
+    def plan():
+        return plan_folder(inp, out, args.recursive, args.overwrite,
+                           getattr(args, "follow_links", False))
+
     log = _printer()
+    if not out.is_dir():        # nothing to do (or no images at all) makes no output folder
+        first = plan()
+        if not first.jobs:
+            return _summary(first, inp, out, 0, 0, log)
+        out.mkdir(parents=True, exist_ok=True)
+    with hold(out, out / LOCK_NAME):      # planned under the lock: no other job is writing here
+        work = plan()
+        for path, size in remove_stale(*[dst for _, dst in work.jobs], *work.done):
+            log(f"note: removed {path} ({size} bytes), left by an interrupted run")
+        written, failed = 0, 0
+        if work.jobs:
+            _announce(work, inp, out, log)
+            if spread is not None:  # --workers N / --ray: the same jobs, one engine per worker
+                written, failed = spread(work.jobs)
+            else:
+                engine = open_engine()
+                try:
+                    written, failed = run_jobs(engine, work.jobs, tile=args.tile, budget=budget,
+                                               png_level=args.png_compression,
+                                               progress=not args.no_progress)
+                finally:
+                    engine.close()
+            return _summary(work, inp, out, written, failed, log, announced=True)
+        return _summary(work, inp, out, 0, 0, log)
+
+
+def _announce(plan: FolderPlan, inp: Path, out: Path, log) -> None:
     if skipped := describe_skipped(plan, inp):
         log(skipped)
     if plan.done:
@@ -122,18 +183,11 @@ def run_folder(inp: Path, out: Path, args, budget: int | None, open_engine, spre
         log(f"redoing {dst}: the existing file is incomplete ({why})")
     if not plan.jobs and not plan.done and not plan.skipped:
         raise SrganError(f"{inp}: no images ({', '.join(sorted(IMAGE_EXTS))})")
-    written, failed = 0, 0
-    if plan.jobs:
-        out.mkdir(parents=True, exist_ok=True)
-        if spread is not None:  # --workers N / --ray: the same jobs, one engine per worker
-            written, failed = spread(plan.jobs)
-        else:
-            engine = open_engine()
-            try:
-                written, failed = run_jobs(engine, plan.jobs, tile=args.tile, budget=budget,
-                                           png_level=args.png_compression, progress=not args.no_progress)
-            finally:
-                engine.close()
+
+
+def _summary(plan, inp, out, written, failed, log, announced=False) -> int:
+    if not announced:
+        _announce(plan, inp, out, log)
     extra = [f"{len(plan.done)} already there"] if plan.done else []
     extra += [f"{failed} failed"] if failed else []
     log(f"wrote {written} image{'s' if written != 1 else ''} to {out}" + (f" ({', '.join(extra)})" if extra else ""))

@@ -80,20 +80,51 @@ class EngineSpec:
         return engines.open_engine(backend, self.precision, weights=self.weights, **options)
 
 
-def worker_slots(workers: int, devices: str | None) -> list[tuple[str | None, int | None]]:
-    """(device, threads) for each worker: GPUs round-robin, else the CPU cores split evenly."""
+def check_devices(devs: list[str], text: str = "") -> None:
+    """Every device named exists here: ``cpu``, ``cuda`` or ``cuda:N`` with N below the GPU count
+    (a missing GPU is an error, never a silent run on the CPU)."""
+    import re
+
+    from ..errors import SrganError
+
+    if not devs:
+        raise SrganError(f"--devices {text!r} names no device (e.g. cpu, cuda:0 or cuda:0,cuda:1)")
+    for d in devs:
+        m = re.fullmatch(r"cuda(?::(\d+))?", d)
+        if d != "cpu" and not m:
+            raise SrganError(f"--devices: {d!r} is not a device (cpu, cuda or cuda:N)")
+        if m:
+            count = gpu_count()
+            if int(m.group(1) or 0) >= count:
+                have = "no CUDA GPU" if not count else \
+                    f"{count} CUDA GPU{'s' if count > 1 else ''} (cuda:0..cuda:{count - 1})"
+                raise SrganError(f"--devices: {d} does not exist, this machine has {have}")
+
+
+def gpu_count() -> int:
     import torch
 
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_slots(workers: int, devices: str | None) -> list[tuple[str | None, int | None]]:
+    """(device, threads) for each worker: GPUs round-robin, else the CPU cores split evenly, at
+    most one worker per core (more would only share the cores and multiply the memory)."""
     if devices:
         devs = [d.strip() for d in devices.split(",") if d.strip()]
-    elif torch.cuda.is_available():
-        devs = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     else:
-        devs = []
+        devs = [f"cuda:{i}" for i in range(gpu_count())]
     if devs and all(d.startswith("cuda") for d in devs):
         return [(devs[i % len(devs)], None) for i in range(workers)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cores or 1) // workers)
+    cores = usable_cores()
+    if workers > cores:
+        say(f"note: --workers {workers} on {cores} CPU cores: running {cores} workers")
+        workers = cores
+    threads = max(1, cores // workers)
     return [(devs[i % len(devs)] if devs else None, threads) for i in range(workers)]
 
 

@@ -13,6 +13,7 @@ from ..atomic import atomic_output
 from ..errors import SrganError
 from ..video.options import VideoOptions
 from ..digest import file_sha256
+from .segments import source_state
 
 PART_ENCODER_THREADS = 2
 
@@ -33,6 +34,7 @@ class PartTask:
     part: str
     options: VideoOptions
     segment: object
+    state: tuple | None = None     # source_state(src) when the job indexed it
 
     @property
     def key(self):
@@ -47,11 +49,13 @@ class PartTask:
         from ..video.source import open_input
 
         src, part, seg = Path(self.src), Path(self.part), self.segment
+        self._check_source(src)
         inp, vin = open_input(src)
         try:
             with atomic_output(part) as tmp:
                 stats = run_pass(inp, vin, src, part, tmp, engine, self.options,
                                  segment=seg.bounds(), bar=bar)
+                self._check_source(src)       # before the part gets its final name
         finally:
             inp.close()
         if stats["frames_out"] != seg.frames:
@@ -60,3 +64,12 @@ class PartTask:
                              f"its packets say {seg.frames}; use --segment-seconds 0 for this file")
         return {"index": seg.index, "frames": stats["frames_out"], "bytes": part.stat().st_size,
                 "sha256": file_sha256(part), "engine_seconds": stats["engine_seconds"]}
+
+    def _check_source(self, src: Path) -> None:
+        try:
+            now = source_state(src)
+        except OSError as e:
+            raise SrganError(f"{src}: cannot read the source any more ({e.strerror})") from None
+        if self.state is not None and now != tuple(self.state):
+            raise SrganError(f"{src}: changed while the job ran (size or modification time); "
+                             f"run again")

@@ -29,12 +29,30 @@ class _Progress:
         self.results.put(("progress", self.wid, n))
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when the job's process dies, SIGKILL included. An orphan would
+    go on writing its part into the work folder after the lock is gone and the next run of the
+    job has started."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:          # it died before prctl took effect
+        raise KeyboardInterrupt
+
+
 def worker_main(wid, spec, inbox, results, parent) -> None:
     """A worker process: open the engine once, then run items until told to stop."""
     from .signals import terminate_as_interrupt
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with terminate_as_interrupt():
+        try:
+            _die_with_parent(parent)
+        except KeyboardInterrupt:
+            return
         try:
             engine = spec.open()
         except SrganError as e:

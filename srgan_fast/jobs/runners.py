@@ -25,25 +25,30 @@ class InlineRunner:
 
 
 def make_runner(args, open_engine, spec=None):
-    """The runner ``args`` ask for: --ray, --workers N (N > 1), else this process."""
-    from ..errors import SrganError
+    """The runner ``args`` ask for: --ray, --workers N (N > 1), else this process (on the one
+    device --devices names, if it names one)."""
     from .engine_spec import EngineSpec, worker_slots
+    from .options import check_job_args, device_list
 
+    check_job_args(args)
     workers = getattr(args, "workers", 1) or 1
-    if workers < 1:
-        raise SrganError("--workers must be at least 1")
     devices = getattr(args, "devices", None)
     if devices and workers == 1:            # --devices cuda:0,cuda:1: one worker per device
-        workers = len([d for d in devices.split(",") if d.strip()])
+        workers = len(device_list(devices))
     ray_address = getattr(args, "ray", None)
     if ray_address or workers > 1:
         spec = spec or EngineSpec.from_args(args)
         spec.prepare()
     if ray_address:
+        from .options import DEFAULT_RAY_TIMEOUT
         from .ray_runner import RayRunner
         return RayRunner(spec or EngineSpec.from_args(args), ray_address,
-                         None if workers == 1 else workers)
+                         None if workers == 1 else workers,
+                         timeout=getattr(args, "ray_timeout", None) or DEFAULT_RAY_TIMEOUT)
     if workers > 1:
         from .pool import PoolRunner
         return PoolRunner(spec or EngineSpec.from_args(args), worker_slots(workers, devices))
+    if devices:
+        spec = (spec or EngineSpec.from_args(args)).on(device_list(devices)[0], None)
+        return InlineRunner(spec.open)
     return InlineRunner(open_engine)

@@ -7,6 +7,10 @@ on its own from its keyframe. Segments are at least ``seconds`` long (the last m
 from __future__ import annotations
 
 import bisect
+import hashlib
+import math
+import os
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,13 +46,35 @@ class SourceIndex:
     keyframes: list            # keyframe pts, sorted
     time_base: object
     start_time: float          # the container's start, seconds
+    video_sha256: str = ""     # the video stream: codec parameters and every packet
+    state: tuple = ()          # source_state() while it was read
+
+
+def source_state(src) -> tuple:
+    """(size, mtime in ns) of the source: cheap, and the same on every node of a shared mount.
+    The parts check it, so a part made while the file was being replaced is never recorded as
+    made from the source the job fingerprinted."""
+    st = os.stat(src)
+    return st.st_size, st.st_mtime_ns
+
+
+def _stream_header(vin) -> bytes:
+    cc = vin.codec_context
+    return repr((cc.name, cc.width, cc.height, getattr(cc.format, "name", None),
+                 str(vin.time_base), bytes(cc.extradata or b""))).encode()
 
 
 def index_source(src: Path) -> SourceIndex:
-    """Every video packet's pts and which are keyframes, read by demuxing only."""
+    """Every video packet's pts and which are keyframes, read by demuxing only, and a hash of
+    everything the decoded frames depend on (the parts' fingerprint of the source)."""
     lib = av()
+    if not Path(src).is_file():
+        raise SrganError(f"{src}: not a regular file, so it cannot be read again to resume; "
+                         f"use --segment-seconds 0")
+    state = source_state(src)
     inp, vin = open_input(src)
     pts, keys = [], []
+    digest = hashlib.sha256(_stream_header(vin))
     try:
         for p in inp.demux(vin):
             if not p.size:
@@ -59,13 +85,18 @@ def index_source(src: Path) -> SourceIndex:
             pts.append(p.pts)
             if p.is_keyframe:
                 keys.append(p.pts)
+            digest.update(struct.pack("<qq?I", p.pts, p.pts if p.dts is None else p.dts,
+                                      bool(p.is_keyframe), p.size))
+            digest.update(memoryview(p))
         start = (inp.start_time or 0) / 1e6
         tb = vin.time_base
     except lib.FFmpegError as e:
         raise SrganError(f"{src}: corrupt or unreadable video ({reason(e)})") from None
     finally:
         inp.close()
-    return SourceIndex(sorted(pts), sorted(keys), tb, start)
+    if source_state(src) != state:
+        raise SrganError(f"{src}: changed while it was being read; run again")
+    return SourceIndex(sorted(pts), sorted(keys), tb, start, digest.hexdigest(), state)
 
 
 def _in_range(index: SourceIndex, opts: VideoOptions) -> list:
@@ -91,8 +122,9 @@ def segment_length(asked: float | None, index: SourceIndex, opts: VideoOptions,
     By default inputs of 3 minutes and more are cut into 60 s segments; with several workers
     (``spread``) a shorter input is cut too, into about four segments per worker."""
     if asked is not None:
-        if asked < 0:
-            raise SrganError("--segment-seconds must be >= 0")
+        if not math.isfinite(asked) or asked < 0:
+            raise SrganError(f"--segment-seconds must be a number of seconds >= 0 (0 = one "
+                             f"pass), got {asked}")
         return float(asked)
     length = range_seconds(index, opts)
     if length >= AUTO_MIN_SECONDS:

@@ -5,11 +5,12 @@ parts (here, on local workers or on Ray), join them, and clean up.
     OUT.parts/part-00000.mov    one video-only part per segment, written atomically
 
 Run the same command again after an interruption (Ctrl-C, SIGKILL, a reboot) and it resumes:
-finished parts are verified by checksum and kept, a missing or corrupt one is redone.
+finished parts are verified by checksum and kept, a missing or corrupt one is redone. The work
+folder is used only if srgan_fast made it (``workdir``); the caller holds the output's job lock
+(``joblock``), so no other job writes the same parts.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .engine_spec import say
 from .join import join
 from .manifest import Manifest, fingerprint, work_folder
 from .parts import PART_ENCODER_THREADS, PartTask, part_options
-from .segments import index_source, plan_segments
+from .segments import index_source, plan_segments, source_state
 
 
 def job_settings(opts: VideoOptions, engine_identity: dict, seconds: float, dst: Path) -> dict:
@@ -44,17 +45,21 @@ def run_segmented(src, dst, opts: VideoOptions, seconds: float, runner, engine_i
     if dst.suffix.lower() == ".avi":
         raise SrganError(f"{dst}: AVI keeps no timestamps to join parts by; use "
                          f"--segment-seconds 0 or another container")
-    t0 = time.perf_counter()
-    segments = plan_job(src, opts, seconds, index)
     work = work_folder(dst)
-    manifest, existed = Manifest.open(work, fingerprint(src),
+    if work.resolve() in src.resolve().parents:      # its cleanup would delete the input
+        raise SrganError(f"{src}: the input is inside the job's work folder {work}; move it out")
+    t0 = time.perf_counter()
+    index = index or index_source(src)
+    state = index.state                  # the parts check it: a source replaced mid-job is caught
+    segments = plan_job(src, opts, seconds, index)
+    manifest, existed = Manifest.open(work, fingerprint(src, index),
                                       job_settings(opts, engine_identity, seconds, dst),
-                                      segments, restart)
+                                      segments, restart, dst.name)
     done = manifest.verified()
     if existed:
         say(f"resuming: {len(done)} of {len(segments)} segments already done")
     popts = part_options(opts, dst)
-    tasks = [PartTask(str(src), str(manifest.part(s.index)), popts, s)
+    tasks = [PartTask(str(src), str(manifest.part(s.index)), popts, s, state)
              for s in segments if s.index not in done]
     total = sum(s.frames for s in segments)
     bar = _bar(opts, src, total, total - sum(t.units for t in tasks))
@@ -73,10 +78,12 @@ def run_segmented(src, dst, opts: VideoOptions, seconds: float, runner, engine_i
     with atomic_output(dst) as tmp:
         joined = join(src, [(manifest.part(s.index), s.seek_pts) for s in segments], tmp, dst, opts,
                       opts.log or (lambda m: say(f"warning: {m}")))
+        if source_state(src) != state:     # the audio came from a changed file: do not publish
+            raise SrganError(f"{src}: changed while the job ran; run again")
     if joined["frames"] != total:
         raise RuntimeError(f"joined {joined['frames']} frames, the segments hold {total}")
     if not keep_parts:
-        shutil.rmtree(work, ignore_errors=True)
+        manifest.finish(say)
     t2 = time.perf_counter()
     return {"frames_in": total, "frames_out": total, "segments": len(segments),
             "resumed": len(done), "seconds": t2 - t0, "join_seconds": t2 - t1,

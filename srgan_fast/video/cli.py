@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import cli
 from .options import VideoOptions, add_video_arguments, video_options
@@ -46,14 +47,27 @@ def options_from_args(args) -> VideoOptions:
 
 
 def run_video(args, open_engine) -> dict:
-    """The whole video job for parsed ``args``: every check before ``open_engine()`` is called."""
+    """The whole video job for parsed ``args``: every check before ``open_engine()`` is called.
+
+    The job holds the output's lock (one job per output: a second is refused naming the first's
+    pid) and, holding it, removes the temporary files a killed run on the same output left."""
+    from ..atomic import remove_stale
+    from ..errors import SrganError
+    from ..joblock import hold
+    from ..jobs.options import check_job_args
     from ..jobs.signals import terminate_as_interrupt
     from ..jobs.video_job import run_from_args
     from .pipeline import upscale_video
 
+    check_job_args(args)
     opts = options_from_args(args)
     probe(args.input, args.output, opts.overwrite)    # bad input fails before the slow engine load
-    with terminate_as_interrupt():
+    with hold(args.output), terminate_as_interrupt():
+        if not opts.overwrite and Path(args.output).exists():    # made by a job that just ended
+            raise SrganError(f"{args.output}: exists (use --overwrite to replace it)")
+        for path, size in remove_stale(args.output):
+            print(f"note: removed {path.name} ({size / 2**20:.1f} MiB), left by an interrupted "
+                  f"run of this job", file=sys.stderr)
         stats = run_from_args(args, opts, open_engine)
         if stats is not None:
             return stats
@@ -68,7 +82,9 @@ def main(argv=None):
     def open_engine():
         from ..checkpoints import model_weights
         from ..engines import open_engine as _open
-        return _open(args.backend, args.precision, weights=model_weights(args.model, args.weights))
+        from ..jobs.options import device_option
+        return _open(args.backend, args.precision, weights=model_weights(args.model, args.weights),
+                     **device_option(args))
 
     stats = run_video(args, open_engine)
     print(f"wrote {args.output}: {stats['frames_out']} frames in {stats['seconds']:.1f} s "

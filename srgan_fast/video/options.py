@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import dataclass, field, fields, replace
 
@@ -47,6 +48,8 @@ class VideoOptions:
             raise SrganError("--start must be >= 0 and --duration > 0")
         if opts.tile is not None and opts.tile < 0:
             raise SrganError("--tile must be >= 0")
+        if opts.crf is not None and not (math.isfinite(opts.crf) and opts.crf >= 0):
+            raise SrganError(f"--crf must be a number >= 0, got {opts.crf}")
         return opts
 
     @classmethod

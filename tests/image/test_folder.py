@@ -127,3 +127,76 @@ def test_interrupt_leaves_no_partial_files(tmp_path):
     assert not list(out.glob(".*partial*"))
     for p in out.glob("*.png"):  # whatever was written is complete
         assert folder.incomplete(p) is None
+
+
+def _written(out):
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def test_a_link_loop_is_not_followed_and_is_named(tmp_path, weights, capsys):
+    """The issue's case: f/loop -> . with --recursive wrote 41 nested copies and exited 0."""
+    src = tmp_path / "f"
+    _png(src / "a.png", 1)
+    _png(src / "sub" / "b.png", 2)
+    (src / "loop").symlink_to(".")
+    (src / "sub" / "up").symlink_to("..")
+    (src / "gone").symlink_to(tmp_path / "missing")
+    code, err = _run([src, tmp_path / "out", "--recursive"], weights, capsys)
+    assert code == 0, err
+    assert _written(tmp_path / "out") == ["a.png", "sub/b.png"]
+    assert "2 link to a folder (not followed; --follow-links follows them): loop, sub/up" in err
+    assert "1 broken link: gone" in err
+
+
+def test_follow_links_walks_each_folder_once(tmp_path, weights, capsys):
+    src, elsewhere = tmp_path / "f", tmp_path / "elsewhere"
+    _png(src / "a.png", 1)
+    _png(elsewhere / "c.png", 3)
+    (src / "loop").symlink_to(".")
+    (src / "more").symlink_to(elsewhere)
+    (elsewhere / "back").symlink_to(src)
+    code, err = _run([src, tmp_path / "out", "--recursive", "--follow-links"], weights, capsys)
+    assert code == 0, err
+    assert _written(tmp_path / "out") == ["a.png", "more/c.png"]
+    assert "2 folder already walked (a link or mount loop): loop, more/back" in err
+
+
+def test_an_input_linked_to_its_own_output_is_never_overwritten(tmp_path, weights, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _png(src / "real.png", 1)
+    _png(out / "a.png", 2)
+    before = (out / "a.png").read_bytes()
+    (src / "a.png").symlink_to(out / "a.png")
+    code, err = _run([src, out, "--overwrite"], weights, capsys)
+    assert code == 0 and "1 link to its own output file: a.png" in err, err
+    assert (out / "a.png").read_bytes() == before
+
+
+def test_stale_temporaries_of_this_folder_job_are_removed_and_only_those(tmp_path, weights, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _png(src / "a.png", 1)
+    _png(src / "sub" / "b.png", 2)
+    (out / "sub").mkdir(parents=True)
+    stale = [out / ".a.abcd_123.partial.png", out / "sub" / ".b.zz99yy88.partial.png"]
+    kept = [out / ".a.mine.partial.png", out / ".c.abcd_123.partial.png", out / "notes.txt"]
+    for f in stale + kept:
+        f.write_bytes(b"x" * 10)
+    code, err = _run([src, out, "--recursive"], weights, capsys)
+    assert code == 0, err
+    assert not any(f.exists() for f in stale) and all(f.exists() for f in kept)
+    assert err.count("note: removed") == 2
+    assert not (out / folder.LOCK_NAME).exists()
+
+
+def test_a_second_job_on_the_same_output_folder_is_refused(tmp_path, weights, capsys):
+    import os
+
+    from srgan_fast.joblock import hold
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    _png(src / "a.png", 1)
+    out.mkdir()
+    with hold(out, out / folder.LOCK_NAME):      # another job is writing here
+        code, err = _run([src, out], weights, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"pid {os.getpid()}" in err
+    assert list(out.iterdir()) == []

@@ -63,3 +63,15 @@ def test_ray_writes_what_one_process_writes(folder, weights, reference, tmp_path
     out = tmp_path / "out"
     assert run(folder, out, weights, "--ray") == 1
     assert pixels(out) == reference
+
+
+def test_a_link_loop_with_two_workers_writes_each_image_once(weights, tmp_path, capsys):
+    """The issue's case: `f/loop -> .` with --recursive --workers 2 wrote 41 nested copies."""
+    src = tmp_path / "f"
+    src.mkdir()
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(src / "a.png")
+    (src / "loop").symlink_to(".")
+    out = tmp_path / "out"
+    assert run(src, out, weights, "--recursive", "--workers", "2") == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["a.png"]
+    assert "link to a folder (not followed" in capsys.readouterr().err

@@ -1,65 +1,18 @@
 """Long video jobs: segments at keyframes, resume, local workers, Ray (issue 11).
 
-A tiny clip (32x24, 24 fps, a keyframe every 6 frames, AAC audio) and the tiny torch generator,
-so each run takes seconds. The reference is an uninterrupted single-process segmented run; every
-other way of running the same job must decode to exactly its frames.
+A tiny clip and the tiny torch generator (``jobfixtures``), so each run takes seconds. The
+reference is an uninterrupted single-process segmented run; every other way of running the same
+job must decode to exactly its frames. Interruptions are in test_interrupts.py.
 """
 import json
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-av = pytest.importorskip("av")
-
-from srgan_fast import video  # noqa: E402
-from srgan_fast.errors import SrganError  # noqa: E402
-
-from clips import make_video  # noqa: E402 - the clip maker (32x24, 24 fps, AAC)
-
-TESTS = Path(__file__).parents[1]  # tests/: conftest and the clip maker
-
-
-def decoded(path):
-    """(timestamp, RGB bytes) of every frame: what 'the same frames' means."""
-    with av.open(str(path)) as c:
-        return [(f.pts * f.time_base, f.to_ndarray(format="rgb24").tobytes())
-                for f in c.decode(c.streams.video[0])]
-
-
-def audio_packets(path):
-    with av.open(str(path)) as c:
-        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    from conftest import tiny_weights
-
-    return tiny_weights(tmp_path_factory)[0]
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """24 frames, a keyframe every 6: 0.25 s segments are 6 frames each."""
-    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", gop=6)
-
-
-def cli_args(src, dst, weights, *extra):
-    return [str(src), str(dst), "--backend", "torch", "--weights", str(weights), "--no-progress",
-            "--segment-seconds", "0.25", *map(str, extra)]
-
-
-@pytest.fixture(scope="module")
-def reference(clip, weights, tmp_path_factory):
-    """The uninterrupted single-process segmented run."""
-    dst = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    assert video.main(cli_args(clip, dst, weights)) == 0
-    return dst, decoded(dst)
+from jobfixtures import (audio_packets, av, cli_args, clip, decoded, packets_of,  # noqa: F401
+                         reference, weights)
+from srgan_fast import video
+from srgan_fast.errors import SrganError
 
 
 def test_segments_start_at_keyframes_and_cover_every_frame_once(clip):
@@ -175,146 +128,15 @@ def test_disk_full_in_a_part_is_one_line_and_keeps_finished_parts(clip, weights,
     assert sorted(done) == ["0", "1"] and not dst.exists()
 
 
-SLOW_SCRIPT = """
-import sys, time
-from srgan_fast import video
-from srgan_fast.checkpoints import load_generator
-from srgan_fast.engines.torch_engine import TorchEngine
-import srgan_fast.engines as engines
-
-class Slow(TorchEngine):
-    def _run(self, lr):
-        time.sleep(0.15)
-        return super()._run(lr)
-
-engines.open_engine = lambda *a, **k: Slow(load_generator(k["weights"]), device="cpu")
-sys.exit(video.main({argv!r}))
-"""
-
-
-def _start(argv, cwd):
-    script = SLOW_SCRIPT.format(argv=[str(a) for a in argv])
-    return subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
-                            cwd=cwd)
-
-
-def _wait_for_parts(work, n, proc, timeout=120):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        m = work / "manifest.json"
-        if m.is_file():
-            try:
-                if len(json.loads(m.read_text())["done"]) >= n:
-                    return
-            except ValueError:
-                pass
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
-    raise AssertionError("no part finished in time")
-
-
-def test_ctrl_c_then_sigkill_then_resume_gives_the_same_frames(clip, weights, reference,
-                                                               tmp_path):
-    dst = tmp_path / "out.mp4"
-    work = tmp_path / "out.mp4.parts"
-    argv = cli_args(clip, dst, weights, "--batch", "1")
-    proc = _start(argv, TESTS.parent)
-    _wait_for_parts(work, 1, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
-    assert not dst.exists() and json.loads((work / "manifest.json").read_text())["done"]
-    proc = _start(argv, TESTS.parent)
-    _wait_for_parts(work, 2, proc)
-    proc.kill()                                            # SIGKILL: no chance to clean up
-    proc.communicate(timeout=60)
-    assert not dst.exists()
-    proc = _start(argv, TESTS.parent)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    kept = [line for line in err.splitlines() if line.startswith("resuming:")]
-    assert len(kept) == 1 and int(kept[0].split()[1]) >= 2, err
-    assert decoded(dst) == reference[1]
-    assert audio_packets(dst) == audio_packets(clip)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
-
-
-def test_two_workers_give_the_same_frames_and_a_killed_worker_is_replaced(
-        clip, weights, reference, tmp_path):
-    psutil = pytest.importorskip("psutil")
-    dst = tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "srgan_fast.video",
-                             *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")],
-                            stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
-    work, killed, t0 = tmp_path / "out.mp4.parts", False, time.time()
-    while proc.poll() is None and not killed and time.time() - t0 < 60:
-        if not any(work.glob("*.partial*")):               # no part being written yet
-            time.sleep(0.01)
-            continue
-        workers = _workers(psutil, proc)
-        for worker in workers:                              # prefer the one writing it
-            try:
-                if any(".partial" in f.path for f in worker.open_files()):
-                    workers = [worker]
-                    break
-            except psutil.Error:
-                continue
-        if workers:
-            workers[0].kill()
-            killed = True
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert killed, "the job ended before a worker could be killed"
-    assert decoded(dst) == reference[1]
-
-
-def _workers(psutil, proc):
-    try:
-        return [c for c in psutil.Process(proc.pid).children()
-                if "spawn_main" in " ".join(c.cmdline())]
-    except psutil.Error:
-        return []
-
-
-def test_ctrl_c_stops_the_workers_and_keeps_their_parts(clip, weights, reference, tmp_path):
-    psutil = pytest.importorskip("psutil")
-    dst, work = tmp_path / "out.mp4", tmp_path / "out.mp4.parts"
-    argv = [sys.executable, "-m", "srgan_fast.video",
-            *cli_args(clip, dst, weights, "--workers", "2", "--batch", "1")]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
-    _wait_for_parts(work, 1, proc)
-    workers = _workers(psutil, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
-    assert not dst.exists() and not list(work.glob("*.partial*"))
-    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
-    done = len(json.loads((work / "manifest.json").read_text())["done"])
-    rerun = subprocess.run(argv, stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=300)
-    assert rerun.returncode == 0 and f"resuming: {done} of 4" in rerun.stderr, rerun.stderr
-    assert decoded(dst) == reference[1]
-
-
 def test_workers_need_segments(clip, weights, tmp_path, capsys):
     rc = video.main(cli_args(clip, tmp_path / "o.mp4", weights, "--workers", "2",
                              "--segment-seconds", "0"))
     assert rc == 2 and "segments" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not __import__("importlib").util.find_spec("ray"),
-                    reason="ray is not installed (pip install 'srgan_fast[distributed]')")
-def test_ray_gives_the_same_frames(clip, weights, reference, tmp_path):
-    dst = tmp_path / "out.mp4"
-    proc = subprocess.run([sys.executable, "-m", "srgan_fast.video",
-                           *cli_args(clip, dst, weights, "--ray")],
-                          stderr=subprocess.PIPE, text=True, cwd=TESTS.parent, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert decoded(dst) == reference[1]
-
-
 @pytest.mark.parametrize("kind", ["vfr", "tagged", "subtitles", "ten_bit"])
 def test_segments_keep_timestamps_tags_streams_and_depth(kind, weights, tmp_path):
-    from test_video import make_video, packets_of
+    from clips import make_video
 
     src = tmp_path / {"vfr": "v.mkv", "tagged": "t.mp4", "subtitles": "s.mkv",
                       "ten_bit": "ten.mkv"}[kind]
@@ -351,23 +173,6 @@ def _ten_bit_clip(path):
             f.pts = i
             c.mux(v.encode(f))
         c.mux(v.encode())
-
-
-def test_manifest_refuses_another_source_and_reads_a_damaged_one_as_another_job(tmp_path):
-    from srgan_fast.jobs.manifest import Manifest
-    from srgan_fast.jobs.segments import Segment
-
-    segs = [Segment(0, None, None, 0, 0, 24, 1.0)]
-    work = tmp_path / "o.mp4.parts"
-    m, existed = Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
-    assert not existed and (work / "manifest.json").is_file()
-    with pytest.raises(SrganError, match="another source file.*--restart"):
-        Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=False)
-    (work / "manifest.json").write_text("{not json")
-    with pytest.raises(SrganError, match="unreadable manifest.*--restart"):
-        Manifest.open(work, {"size": 1}, {"crf": 18.0}, segs, restart=False)
-    m, existed = Manifest.open(work, {"size": 2}, {"crf": 18.0}, segs, restart=True)
-    assert not existed and m.data["done"] == {}
 
 
 def test_workers_share_one_build_of_a_cpu_artifact(monkeypatch):
