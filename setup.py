@@ -9,10 +9,11 @@ setup(
     python_requires=">=3.10",
     packages=["srgan_fast", "srgan_fast.image", "srgan_fast.eval", "srgan_fast.train",
               "srgan_fast.build", "srgan_fast.video", "srgan_fast.jobs",
-              "srgan_fast.kernels", "srgan_fast.engines"],
+              "srgan_fast.kernels", "srgan_fast.engines", "srgan_fast.serve"],
     package_dir={"srgan_fast": "srgan_fast", "srgan_fast.kernels": "kernels",
                  "srgan_fast.engines": "engines"},
-    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"]},
+    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"],
+                  "srgan_fast.serve": ["static/*"]},  # the web page
     install_requires=[
         # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line
         # pins the tested 2.13.0. 2.6 is the oldest with the dynamo ONNX exporter used here.
@@ -30,7 +31,9 @@ setup(
         "video": ["av"],
         "gpu": ["tensorrt", "pycuda"],
         "distributed": ["ray>=2.9"],
+        "serve": ["ray[serve]>=2.9", "python-multipart"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
-        "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib"],
+        # selenium drives the system Chromium in the web page's test (.ci/run installs it)
+        "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib", "requests", "selenium"],
     },
 )

@@ -37,6 +37,19 @@ ORIENTATION = 0x0112  # EXIF tag
 _EXIF_KEEP = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x8769, 0x8825}
 
 
+class TooManyPixels(SrganError):
+    """An image whose header declares more pixels than allowed (refused before decoding)."""
+
+
+def _bomb(name, e) -> TooManyPixels:
+    """Pillow's own decompression-bomb refusal, in our words (its message has the pixel count)."""
+    import re
+
+    count = re.search(r"\((\d+) pixels\)", str(e))
+    what = f"{int(count.group(1)):,} pixels" if count else "far more pixels"
+    return TooManyPixels(f"{name}: declares {what}, over the {MAX_INPUT_PIXELS // 1_000_000} MP limit")
+
+
 @dataclass
 class Meta:
     """Metadata carried from input to output."""
@@ -134,8 +147,8 @@ def image_header(data: bytes, name: str = "upload") -> tuple[str, int, int]:
     try:
         with PILImage.open(io.BytesIO(data), formats=tuple(INPUT_FORMATS)) as im:
             return im.format, *im.size
-    except PILImage.DecompressionBombError:
-        raise SrganError(f"{name}: declares far more than the {MAX_INPUT_PIXELS // 1_000_000} MP limit") from None
+    except PILImage.DecompressionBombError as e:
+        raise _bomb(name, e) from None
     except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as e:
         raise SrganError(f"{name}: not a readable image ({e.__class__.__name__}: {e})") from None
 
@@ -154,8 +167,8 @@ def _read(src, label, max_pixels: int = MAX_INPUT_PIXELS, formats=None) -> Image
             meta, orientation = _metadata(im)
     except SrganError:
         raise
-    except PILImage.DecompressionBombError:
-        raise SrganError(f"{label}: declares far more than the {MAX_INPUT_PIXELS // 1_000_000} MP limit") from None
+    except PILImage.DecompressionBombError as e:
+        raise _bomb(label, e) from None
     except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as e:
         raise SrganError(f"{label}: not a readable image ({e.__class__.__name__}: {e})") from None
     img = array_to_image(upright(arr, orientation))
@@ -167,7 +180,7 @@ def _check_header(path, im, max_pixels: int = MAX_INPUT_PIXELS) -> None:
     w, h = im.size
     if w * h > max_pixels:
         limit = f"{max_pixels // 1_000_000} MP" if max_pixels >= 1_000_000 else f"{max_pixels:,}-pixel"
-        raise SrganError(f"{path}: declares {w}x{h} pixels, over the {limit} limit")
+        raise TooManyPixels(f"{path}: declares {w}x{h} pixels, over the {limit} limit")
     if w < 1 or h < 1:
         raise SrganError(f"{path}: has no pixels ({w}x{h})")
     frames = getattr(im, "n_frames", 1)
