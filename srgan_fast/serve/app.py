@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .deployment import Upscaler
 from .http_errors import ServiceError, busy, openapi_errors, timed_out
 from .limits import MEDIA_TYPES, OUTPUT_FORMATS, EngineRecipe, Limits
+from .ray_local import keep_replica_on_loopback
 from .validate import check_image, parse_options, read_upload
 
 log = logging.getLogger("srgan_fast.serve")
@@ -75,6 +76,7 @@ def _default_ext(fmt: str) -> str:
 @serve.ingress(api)
 class Frontend:
     def __init__(self, upscaler, info: dict, limits: Limits):
+        keep_replica_on_loopback()
         self.upscaler, self.info, self.limits = upscaler, info, limits
         folder = resources.files("srgan_fast.serve") / "static"
         self.pages = {route: ((folder / name).read_bytes(), kind) for route, (name, kind) in STATIC.items()}

@@ -34,6 +34,7 @@ from ..image.read import read_image_bytes
 from ..image.write import encode_canvas
 from ..model import SCALE
 from .limits import MEDIA_TYPES, EngineRecipe, Limits
+from .ray_local import keep_replica_on_loopback
 
 
 @dataclass
@@ -75,6 +76,7 @@ class _Routed(Engine):
 @serve.deployment(name="Upscaler")
 class Upscaler:
     def __init__(self, recipe: EngineRecipe, limits: Limits):
+        keep_replica_on_loopback()
         self.recipe, self.limits = recipe, limits
         self.engines = {m: recipe.open(m) for m in recipe.models}
         first = next(iter(self.engines.values()))

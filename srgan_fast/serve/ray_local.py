@@ -42,3 +42,27 @@ def start_ray(address: str | None = None, num_cpus: int | None = None,
     ray_constants.ENABLE_RAY_CLUSTER = False  # for this process, when ray was imported before
     ray.init(_node_ip_address=LOOPBACK, num_cpus=num_cpus, object_store_memory=object_store_bytes, **quiet)
     return True
+
+
+def keep_replica_on_loopback() -> None:
+    """Ray Serve 2.60 replicas open an inter-deployment gRPC server on ``[::]:0`` (every interface,
+    hard-coded in ``replica._on_initialized``) whatever the node address. On a loopback node (the
+    local instance above) bind it to 127.0.0.1 instead: callers reach it at the node address,
+    which is loopback there. Called from each replica's constructor, which runs before that server
+    starts; does nothing on a cluster node, or if Ray moves the call (then Ray binds as it does)."""
+    import ray
+
+    try:
+        from ray.serve._private import replica
+    except ImportError:
+        return
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "loopback", False) or ray.util.get_node_ip_address() != LOOPBACK:
+        return
+
+    def bind_loopback(server, address: str):
+        host, _, port = address.rpartition(":")
+        return original(server, f"{LOOPBACK}:{port}" if host in ("[::]", "0.0.0.0", "") else address)
+
+    bind_loopback.loopback = True
+    replica.add_port_to_grpc_server = bind_loopback
