@@ -30,6 +30,7 @@ MAX_INPUT_PIXELS = 64_000_000  # refuse decompression bombs before decoding them
 # extension is what an output in the same format gets (GIF is read, never written: PNG).
 INPUT_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif",
                  "BMP": ".bmp", "GIF": ".png"}
+_OPEN_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")  # Pillow opens MPO (camera JPEG) as JPEG
 ORIENTATION = 0x0112  # EXIF tag
 # EXIF IFD0 tags worth carrying over (description, camera, dates, authorship, the Exif and GPS
 # sub-IFDs). Everything else there describes the input's pixel layout (a TIFF's IFD0 is its
@@ -135,7 +136,7 @@ def read_image_bytes(data: bytes, name: str = "upload", max_pixels: int = MAX_IN
     (``name`` stands for the file), formats limited to INPUT_FORMATS, nothing written to disk."""
     if not data:
         raise SrganError(f"{name}: empty (0 bytes)")
-    return _read(bytes(data), name, max_pixels, formats=tuple(INPUT_FORMATS))
+    return _read(bytes(data), name, max_pixels, formats=_OPEN_FORMATS)
 
 
 def image_header(data: bytes, name: str = "upload") -> tuple[str, int, int]:
@@ -145,7 +146,7 @@ def image_header(data: bytes, name: str = "upload") -> tuple[str, int, int]:
     from PIL import Image as PILImage
 
     try:
-        with PILImage.open(io.BytesIO(data), formats=tuple(INPUT_FORMATS)) as im:
+        with PILImage.open(io.BytesIO(data), formats=_OPEN_FORMATS) as im:
             return im.format, *im.size
     except PILImage.DecompressionBombError as e:
         raise _bomb(name, e) from None
