@@ -182,6 +182,7 @@ def build_app(recipe: EngineRecipe, limits: Limits, replicas: int = 1, replica_r
         max_queued_requests=limits.max_queued, ray_actor_options=replica_resources or {"num_cpus": 1},
         # In-flight requests get their full time limit when the service stops.
         graceful_shutdown_timeout_s=limits.timeout_s + 5,
+        max_constructor_retry_count=2,  # an engine that cannot open fails the start, not 20 retries
     ).bind(recipe, limits)
     capacity = limits.frontend_capacity(replicas)
     info = {"models": list(recipe.models), "default_model": recipe.default_model, "detail": None,

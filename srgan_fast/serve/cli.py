@@ -150,10 +150,22 @@ def _run(args, recipe, limits) -> str:
     serve.start(http_options={"host": args.host, "port": args.port}, logging_config={"log_level": "WARNING"})
     try:
         serve.run(build_app(recipe, limits, replicas, resources), name=APP_NAME, route_prefix="/")
-    except RuntimeError as e:  # a replica could not start (engine, weights): Ray says why
-        raise SrganError(f"the service did not start: {str(e).strip().splitlines()[-1][:300]}") from None
+    except RuntimeError as e:  # a replica could not start (engine, weights): its error says why
+        raise SrganError(f"the service did not start: {_why_not_started(serve) or str(e).strip()[:300]}") from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     return f"http://{host}:{args.port}/"
+
+
+def _why_not_started(serve) -> str | None:
+    """The last line of a failed deployment's error (its constructor's exception), our prefix off."""
+    try:
+        for deployment in serve.status().applications[APP_NAME].deployments.values():
+            lines = (deployment.message or "").strip().splitlines()
+            if str(deployment.status).endswith("DEPLOY_FAILED") and lines:
+                return lines[-1].replace("srgan_fast.errors.SrganError: ", "")[:300]
+    except Exception:  # noqa: BLE001 - only a better message is lost
+        return None
+    return None
 
 
 def _shutdown(args, started: bool) -> None:
