@@ -79,13 +79,13 @@ def cli_loop(images: list[bytes], args, seconds: float) -> dict:
             srcs.append(Path(tmp) / f"in{i}.png")
             srcs[-1].write_bytes(data)
         upscale_file(engine, srcs[0], Path(tmp) / "warm.png")
-        done, t0 = 0, time.perf_counter()
+        done, t0, cpu0 = 0, time.perf_counter(), time.process_time()
         while done < len(srcs) or time.perf_counter() - t0 < seconds:
             src = srcs[done % len(srcs)]
             upscale_file(engine, src, Path(tmp) / f"out{done % len(srcs)}.png")
             done += 1
-        wall = time.perf_counter() - t0
-    return {"images": done, "seconds": wall, "images_per_s": done / wall}
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"images": done, "seconds": wall, "images_per_s": done / wall, "cpu_s_per_image": cpu / done}
 
 
 def cli_processes(images: list[bytes], args, count: int) -> dict:
@@ -141,8 +141,26 @@ def _client(url, bodies, stop_at, results, lock, hostile=False):
                             "expected": status in ok and good_json})
 
 
+def tree_cpu_seconds(pid: int, seen: dict) -> float:
+    """CPU seconds used by a process and its descendants (Ray's processes); ``seen`` keeps the last
+    reading of each, so one that exits still counts what it used until then."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        procs = []
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            seen[proc.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return sum(seen.values())
+
+
 def load(url: str, images: list[bytes], clients: int, seconds: float, hostile_clients: int = 0,
-         hostile_bodies=None) -> dict:
+         hostile_bodies=None, service_pid: int | None = None) -> dict:
     good = [("good", b, "image/png", {200}) for b in images]
     results, lock = [], threading.Lock()
     start = time.perf_counter()
@@ -151,12 +169,17 @@ def load(url: str, images: list[bytes], clients: int, seconds: float, hostile_cl
                for k in range(clients)]
     threads += [threading.Thread(target=_client, args=(url, hostile_bodies[k:] + hostile_bodies[:k], stop_at,
                                                        results, lock, True)) for k in range(hostile_clients)]
+    seen: dict = {}
+    cpu0 = tree_cpu_seconds(service_pid, seen) if service_pid else None
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    return summarize(results, wall)
+    out = summarize(results, wall)
+    if service_pid and out["good_ok"]:
+        out["service_cpu_s_per_image"] = (tree_cpu_seconds(service_pid, seen) - cpu0) / out["good_ok"]
+    return out
 
 
 def summarize(results: list[dict], wall: float) -> dict:
@@ -191,12 +214,13 @@ def healthy(url: str, image: bytes) -> bool:
 
 def table(res: dict) -> str:
     cli, proc = res["cli_loop"]["images_per_s"], res["cli_processes"]["images_per_s"]
-    rows = ["| run | clients | images/s | vs CLI loop | vs CLI process per image | p50 ms | p95 ms | p99 ms | "
-            "failed good requests | hostile requests (refused as expected) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+    cli_cpu = res["cli_loop"]["cpu_s_per_image"]
+    rows = ["| run | clients | images/s | vs CLI loop | vs CLI process per image | CPU s per image | p50 ms | "
+            "p95 ms | p99 ms | failed good requests | hostile requests (refused as expected) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             f"| CLI, engine opened once (`upscale_file` loop) | 1 | {cli:.2f} | 1.00 | {cli / proc:.1f} | "
-            f"{1000 / cli:.0f} | – | – | – | – |",
-            f"| CLI, `python -m srgan_fast.upscale` per image | 1 | {proc:.2f} | {proc / cli:.2f} | 1.0 | "
+            f"{cli_cpu:.2f} | {1000 / cli:.0f} | – | – | – | – |",
+            f"| CLI, `python -m srgan_fast.upscale` per image | 1 | {proc:.2f} | {proc / cli:.2f} | 1.0 | – | "
             f"{1000 / proc:.0f} | – | – | – | – |"]
     for name, key in (("service", "service"), ("service + hostile clients", "hostile")):
         r = res[key]
@@ -204,7 +228,7 @@ def table(res: dict) -> str:
         right = sum(k["refused_correctly"] for k in r["hostile"].values())
         rows.append(f"| {name} | {res['clients']}{' + ' + str(res['clients']) if key == 'hostile' else ''} | "
                     f"{r['images_per_s']:.2f} | {r['images_per_s'] / cli:.2f} | {r['images_per_s'] / proc:.1f} | "
-                    f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
+                    f"{r.get('service_cpu_s_per_image', float('nan')):.2f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
                     f"{sum(r['good_failed'].values())} of {r['good_requests']} | "
                     f"{f'{right} of {hostile}' if hostile else '–'} |")
     return "\n".join(rows)
@@ -254,10 +278,10 @@ def main(argv=None) -> int:
             requests.post(url + "v1/upscale", data=data, timeout=300).raise_for_status()
         res["load_average_start"] = os.getloadavg()
         print(f"service: {args.clients} clients for {args.seconds:g} s ...", file=sys.stderr, flush=True)
-        res["service"] = load(url, images, args.clients, args.seconds)
+        res["service"] = load(url, images, args.clients, args.seconds, service_pid=proc.pid)
         print(f"service + {args.clients} hostile clients for {args.seconds:g} s ...", file=sys.stderr, flush=True)
         bad = _hostile(images[0], int(args.max_body_mb * 2**20))
-        res["hostile"] = load(url, images, args.clients, args.seconds, args.clients, bad)
+        res["hostile"] = load(url, images, args.clients, args.seconds, args.clients, bad, service_pid=proc.pid)
         res["healthy_after"] = healthy(url, images[0])
         res["load_average_end"] = os.getloadavg()
     finally:
