@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from ..image.write import encode_canvas
 from ..model import SCALE
 from .limits import MEDIA_TYPES, EngineRecipe, Limits
 from .ray_local import keep_replica_on_loopback
+
+log = logging.getLogger("ray.serve")
 
 
 @dataclass
@@ -120,6 +123,9 @@ class Upscaler:
             return Reply(499, error="cancelled")
         except SrganError as e:
             return Reply(400, error=str(e))
+        except Exception:  # a bug: logged here with its traceback, answered 500, the replica goes on
+            log.exception("upscaling failed")
+            return Reply(500, error="internal error (logged by the service)")
 
     def _render(self, data: bytes, opts, loop, cancel, batched: bool) -> Reply:
         img = read_image_bytes(data, "upload", self.limits.max_pixels)
