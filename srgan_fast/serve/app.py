@@ -80,6 +80,7 @@ class Frontend:
         self.upscaler, self.info, self.limits = upscaler, info, limits
         folder = resources.files("srgan_fast.serve") / "static"
         self.pages = {route: ((folder / name).read_bytes(), kind) for route, (name, kind) in STATIC.items()}
+        self.in_flight, self.draining = 0, False
 
     def _page(self, route: str) -> Response:
         body, kind = self.pages[route]
@@ -102,9 +103,11 @@ class Frontend:
                         **openapi_errors(503)})
     async def healthz(self):
         """200 {"status": "ok"} when an upscaling replica answers, {"status": "busy"} when all are
-        working and the queue is full; 503 when no replica is running."""
+        working and the queue is full; 503 when no replica is running or the service is stopping."""
         from ray.serve.exceptions import BackPressureError
 
+        if self.draining:
+            raise busy("the service is stopping", self.limits.retry_after_s)
         try:
             await asyncio.wait_for(_await(self.upscaler.stats.remote()), timeout=5)
             return {"status": "ok"}
@@ -137,13 +140,20 @@ class Frontend:
         timeout: float | None = Query(None, gt=0, description="seconds this request may take, at most "
                                                               "the service's limit"),
     ):
+        if self.draining:
+            raise busy("the service is stopping: retry on another instance or after it restarts",
+                       self.limits.retry_after_s)
         info = self.info
         opts = parse_options(request.query_params, info["models"], info["default_model"], self.limits,
                              info.get("detail"))
         data = await read_upload(request, self.limits)
         fmt, w, h = check_image(data, self.limits)
         opts = replace(opts, ext=opts.ext or _default_ext(fmt))
-        reply = await self._call(data, opts, (w, h))
+        self.in_flight += 1
+        try:
+            reply = await self._call(data, opts, (w, h))
+        finally:
+            self.in_flight -= 1
         if reply.status != 200:
             raise ServiceError(reply.status, reply.error)
         headers = {"X-Width": str(reply.width), "X-Height": str(reply.height),
@@ -151,6 +161,17 @@ class Frontend:
         if reply.notes:
             headers["X-Notes"] = " | ".join(reply.notes).encode("ascii", "replace").decode()
         return Response(reply.body, media_type=reply.media_type, headers=headers)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Stop taking uploads (503) and wait up to ``timeout_s`` for those in flight to be
+        answered; returns how many were still in flight. Called by the CLI before Serve stops, whose
+        proxy would otherwise close their connections without an answer."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        return self.in_flight
 
     async def _call(self, data: bytes, opts, size):
         from ray.exceptions import RayActorError

@@ -1,9 +1,9 @@
 """``python -m srgan_fast.serve``: start Ray (local on loopback, or ``--address`` of a cluster)
 and the upscaling service; print the URL; stop cleanly on Ctrl-C or SIGTERM.
 
-Stopping: the first signal stops Serve gracefully (new requests are refused, requests in flight
-get up to their time limit to finish), then the local Ray instance is shut down, so nothing is
-left running. A second signal skips the wait and shuts Ray down at once.
+Stopping: the first signal drains the ingress (new uploads get 503, uploads in flight get up to
+their time limit to be answered), then stops Serve and the local Ray instance, so nothing is left
+running. A second signal skips the wait and shuts Ray down at once.
 """
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def _check_port(host: str, port: int) -> None:
         raise SrganError(f"--port must be in 1..65535, got {port}")
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is fine
             s.bind((host, port))
     except OSError as e:
         raise SrganError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
@@ -114,18 +115,22 @@ def main(argv=None):
     _check_port(args.host, args.port)
     if args.host not in (LOOPBACK, "localhost", "::1"):
         say(f"warning: listening on {args.host}: anyone who can reach this machine can use the service")
-    started = False
+    started, running = False, False
     try:
         recipe.prepare()  # artifacts are built once here, not by every replica
         started = start_ray(args.address, num_cpus=None if args.address else cpu_count())
         for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own SIGTERM handler
             signal.signal(sig, _on_signal)
         url = _run(args, recipe, limits)
+        running = True
         say(f"serving on {url}  (page: {url}  API: POST {url}v1/upscale  schema: {url}docs); "
             "Ctrl-C stops")
         threading.Event().wait()  # until a signal raises _Stop
     except _Stop as stop:
-        say(f"{stop}: stopping (requests in flight may finish; a second signal stops at once)")
+        if running:
+            say(f"{stop}: stopping: new requests get 503, requests in flight get up to {limits.timeout_s:g} s "
+                "to finish (a second signal stops at once)")
+            _drain(limits)
     finally:
         _shutdown(args, started)
     return 0
@@ -154,6 +159,20 @@ def _run(args, recipe, limits) -> str:
         raise SrganError(f"the service did not start: {_why_not_started(serve) or str(e).strip()[:300]}") from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     return f"http://{host}:{args.port}/"
+
+
+def _drain(limits) -> None:
+    """Let the requests in flight be answered before Serve's proxy goes away."""
+    from ray import serve
+
+    try:
+        left = serve.get_app_handle(APP_NAME).drain.remote(limits.timeout_s).result(timeout_s=limits.timeout_s + 10)
+        if left:
+            say(f"{left} request(s) still in flight after {limits.timeout_s:g} s: stopping anyway")
+    except _Stop:
+        say("stopping at once")
+    except Exception as e:  # noqa: BLE001 - the stop goes on; say why the drain did not happen
+        say(f"could not wait for the requests in flight ({e.__class__.__name__}): stopping")
 
 
 def _why_not_started(serve) -> str | None:

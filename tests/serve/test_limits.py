@@ -102,3 +102,32 @@ def test_a_dead_replica_is_answered_503_and_restarted(url):
         assert r.status_code == 503, r.text
     assert r.status_code == 200
     assert requests.get(url + "healthz", timeout=30).json() == {"status": "ok"}
+
+
+def until(condition, seconds=120):
+    """Wait for a condition the test causes (no fixed sleeps); fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def test_stopping_answers_requests_in_flight_and_refuses_new_ones(url, gate):
+    """What the CLI does on Ctrl-C/SIGTERM before Serve stops (last here: the app stays drained)."""
+    import ray
+    from ray import serve
+
+    ray.get(gate.close.remote())
+    arrived = ray.get(gate.count.remote())
+    with cf.ThreadPoolExecutor(1) as pool:
+        try:
+            in_flight = pool.submit(post, url, LARGE)
+            until(lambda: ray.get(gate.count.remote()) > arrived)  # it is in the engine
+            drain = serve.get_app_handle("limits").drain.remote(120)
+            until(lambda: requests.get(url + "healthz", timeout=30).status_code == 503)
+            r = post(url, LARGE)
+            assert r.status_code == 503 and "stopping" in r.json()["error"] and r.headers["retry-after"]
+        finally:
+            ray.get(gate.open.remote())
+        assert in_flight.result().status_code == 200
+    assert drain.result(timeout_s=120) == 0
