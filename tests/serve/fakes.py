@@ -2,7 +2,7 @@
 
 ``nearest`` makes outputs exactly checkable; ``dark`` tells models apart; ``gated`` blocks each
 engine call until the test opens a gate (a named Ray actor), so queue-full and timeout tests
-never race the machine's speed; ``crash`` kills its replica process.
+never race the machine's speed; ``crash`` kills its replica process; ``broken`` raises (a bug).
 """
 import os
 
@@ -39,7 +39,14 @@ class Crash(Nearest):
         os._exit(1)
 
 
-ENGINES = {"nearest": Nearest, "dark": Dark, "gated": Gated, "crash": Crash}
+class Broken(Nearest):
+    """A bug in the engine: a Python exception, not bad input."""
+
+    def _run(self, lr):
+        raise ZeroDivisionError("a bug")
+
+
+ENGINES = {"nearest": Nearest, "dark": Dark, "gated": Gated, "crash": Crash, "broken": Broken}
 
 
 def opener(model):

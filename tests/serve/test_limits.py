@@ -30,7 +30,7 @@ def gate(serve_port):
 
 @pytest.fixture(scope="module")
 def url(serve_port, gate):
-    with running_app(serve_port, "limits", make_recipe(("gated", "crash"), "gated"), LIMITS) as base:
+    with running_app(serve_port, "limits", make_recipe(("gated", "crash", "broken"), "gated"), LIMITS) as base:
         yield base
 
 
@@ -89,6 +89,12 @@ def test_full_queue_is_503_with_retry_after(url, gate):
         pool.shutdown(wait=True)
     codes = sorted(f.result().status_code for f in done | pending)
     assert set(codes) <= {200, 503} and 4 <= codes.count(200) <= 24
+
+
+def test_a_bug_is_a_json_500_and_the_replica_goes_on(url):
+    r = post(url, LARGE, "?model=broken")
+    assert r.status_code == 500 and r.json() == {"error": "internal error (logged by the service)"}
+    assert post(url, LARGE).status_code == 200
 
 
 def test_a_dead_replica_is_answered_503_and_restarted(url):
