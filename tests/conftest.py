@@ -116,6 +116,15 @@ def image_folder(folder: Path, count: int, size: tuple[int, int], seed: int) -> 
     return folder
 
 
+@pytest.fixture(scope="session")
+def serve_port():
+    """One local Ray instance and Serve HTTP proxy for the service tests (tests/serve, whose
+    folder is on sys.path when they run); each test module runs its own app on it."""
+    import serve_helpers
+
+    yield from serve_helpers.ray_serve_session()
+
+
 def has_module(name: str) -> bool:
     import importlib.util
 

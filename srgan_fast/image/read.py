@@ -8,6 +8,7 @@ reading, so pixels are upright and the written file carries no orientation tag. 
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,29 @@ INPUT_EXTS = IMAGE_EXTS | {".gif"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv",
               ".mpg", ".mpeg", ".wmv", ".ogv", ".3gp"}
 MAX_INPUT_PIXELS = 64_000_000  # refuse decompression bombs before decoding them
+# Pillow's names for the input formats, for bytes without a file name (a service upload); the
+# extension is what an output in the same format gets (GIF is read, never written: PNG).
+INPUT_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "TIFF": ".tif",
+                 "BMP": ".bmp", "GIF": ".png"}
+_OPEN_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")  # Pillow opens MPO (camera JPEG) as JPEG
 ORIENTATION = 0x0112  # EXIF tag
 # EXIF IFD0 tags worth carrying over (description, camera, dates, authorship, the Exif and GPS
 # sub-IFDs). Everything else there describes the input's pixel layout (a TIFF's IFD0 is its
 # image structure) or is rewritten separately (resolution, ICC).
 _EXIF_KEEP = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298, 0x8769, 0x8825}
+
+
+class TooManyPixels(SrganError):
+    """An image whose header declares more pixels than allowed (refused before decoding)."""
+
+
+def _bomb(name, e) -> TooManyPixels:
+    """Pillow's own decompression-bomb refusal, in our words (its message has the pixel count)."""
+    import re
+
+    count = re.search(r"\((\d+) pixels\)", str(e))
+    what = f"{int(count.group(1)):,} pixels" if count else "far more pixels"
+    return TooManyPixels(f"{name}: declares {what}, over the {MAX_INPUT_PIXELS // 1_000_000} MP limit")
 
 
 @dataclass
@@ -72,20 +91,26 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _read_png16(path: Path) -> np.ndarray | None:
+def _stream(src):
+    """A fresh binary stream over a file (Path) or in-memory bytes."""
+    return io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, "rb")
+
+
+def _read_png16(src) -> np.ndarray | None:
     """16-bit colour PNGs: Pillow would truncate them to 8 bits, so decode with pypng."""
-    with open(path, "rb") as f:
+    with _stream(src) as f:
         head = f.read(26)
     if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in (2, 6):
         return None
     import png
 
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    return np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(
-        height, width, info["planes"])
+    with _stream(src) as f:
+        width, height, rows, info = png.Reader(file=f).asDirect()
+        return np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(
+            height, width, info["planes"])
 
 
-def _read_tiff16(path: Path, im) -> np.ndarray | None:
+def _read_tiff16(src, im) -> np.ndarray | None:
     """16-bit colour TIFFs: Pillow reads them as 8 bits, so decode with tifffile."""
     if im.format != "TIFF" or im.mode not in ("RGB", "RGBA", "RGBX"):
         return None
@@ -94,39 +119,69 @@ def _read_tiff16(path: Path, im) -> np.ndarray | None:
         return None
     import tifffile
 
-    arr = tifffile.imread(str(path), key=0)
+    with _stream(src) as f:
+        arr = tifffile.imread(f, key=0)
     return arr.astype(np.uint16) if arr.dtype.kind == "u" and arr.ndim == 3 and arr.shape[2] in (3, 4) else None
 
 
 def read_image(path) -> Image:
     """Read a still image; raises SrganError with one line for anything that is not usable."""
-    from PIL import Image as PILImage
-
     path = Path(path)
     check_input_file(path, "an image")
+    return _read(path, path)
+
+
+def read_image_bytes(data: bytes, name: str = "upload", max_pixels: int = MAX_INPUT_PIXELS) -> Image:
+    """``read_image`` for bytes in memory (a service upload): the same rules and one-line errors
+    (``name`` stands for the file), formats limited to INPUT_FORMATS, nothing written to disk."""
+    if not data:
+        raise SrganError(f"{name}: empty (0 bytes)")
+    return _read(bytes(data), name, max_pixels, formats=_OPEN_FORMATS)
+
+
+def image_header(data: bytes, name: str = "upload") -> tuple[str, int, int]:
+    """(Pillow format, width, height) of image bytes from the header alone, nothing decoded: so a
+    decompression bomb is refused before a pixel is decoded. One-line SrganError when the bytes
+    are not one of INPUT_FORMATS or the header is unreadable."""
+    from PIL import Image as PILImage
+
     try:
-        with PILImage.open(path) as im:
-            _check_header(path, im)
-            arr = _read_png16(path) if im.format == "PNG" else _read_tiff16(path, im)
+        with PILImage.open(io.BytesIO(data), formats=_OPEN_FORMATS) as im:
+            return im.format, *im.size
+    except PILImage.DecompressionBombError as e:
+        raise _bomb(name, e) from None
+    except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as e:
+        raise SrganError(f"{name}: not a readable image ({e.__class__.__name__}: {e})") from None
+
+
+def _read(src, label, max_pixels: int = MAX_INPUT_PIXELS, formats=None) -> Image:
+    """Decode ``src`` (a Path, or bytes) after the header checks; ``label`` names it in errors."""
+    from PIL import Image as PILImage
+
+    try:
+        with _stream(src) as f, PILImage.open(f, formats=formats) as im:
+            _check_header(label, im, max_pixels)
+            arr = _read_png16(src) if im.format == "PNG" else _read_tiff16(src, im)
             if arr is None:
                 im.load()
-                arr = _pil_to_array(path, im)
+                arr = _pil_to_array(label, im)
             meta, orientation = _metadata(im)
     except SrganError:
         raise
-    except PILImage.DecompressionBombError:
-        raise SrganError(f"{path}: declares far more than the {MAX_INPUT_PIXELS // 1_000_000} MP limit") from None
+    except PILImage.DecompressionBombError as e:
+        raise _bomb(label, e) from None
     except (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError) as e:
-        raise SrganError(f"{path}: not a readable image ({e.__class__.__name__}: {e})") from None
+        raise SrganError(f"{label}: not a readable image ({e.__class__.__name__}: {e})") from None
     img = array_to_image(upright(arr, orientation))
     img.meta = meta
     return img
 
 
-def _check_header(path: Path, im) -> None:
+def _check_header(path, im, max_pixels: int = MAX_INPUT_PIXELS) -> None:
     w, h = im.size
-    if w * h > MAX_INPUT_PIXELS:
-        raise SrganError(f"{path}: declares {w}x{h} pixels, over the {MAX_INPUT_PIXELS // 1_000_000} MP limit")
+    if w * h > max_pixels:
+        limit = f"{max_pixels // 1_000_000} MP" if max_pixels >= 1_000_000 else f"{max_pixels:,}-pixel"
+        raise TooManyPixels(f"{path}: declares {w}x{h} pixels, over the {limit} limit")
     if w < 1 or h < 1:
         raise SrganError(f"{path}: has no pixels ({w}x{h})")
     frames = getattr(im, "n_frames", 1)
@@ -162,7 +217,7 @@ def upright(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
-def _pil_to_array(path: Path, im) -> np.ndarray:
+def _pil_to_array(path, im) -> np.ndarray:
     """Any Pillow mode -> HW / HWC uint8 or uint16, or HW float32 in [0, 1]."""
     mode = im.mode
     if mode.startswith("I;16"):

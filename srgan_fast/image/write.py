@@ -10,6 +10,7 @@ stated as a one-line note: alpha composited on white (JPEG, BMP), samples reduce
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,21 +107,39 @@ def fill(canvas: np.ndarray, spec: OutSpec, y0: int, x0: int, rgb: torch.Tensor,
 def write_canvas(path, canvas: np.ndarray, spec: OutSpec, meta=None, png_level: int = DEFAULT_PNG_LEVEL) -> None:
     """Write a filled canvas to ``path`` atomically (temporary name, renamed when complete)."""
     path = Path(path)
-    name = _CAPS[check_extension(path)][0]
+    ext = check_extension(path)
+    with atomic_output(path) as tmp:
+        if _CAPS[ext][0] == "PNG":
+            with open(tmp, "wb") as f:
+                _encode(f, ext, canvas, spec, meta, png_level)
+        else:
+            _encode(tmp, ext, canvas, spec, meta, png_level)
+
+
+def encode_canvas(ext: str, canvas: np.ndarray, spec: OutSpec, meta=None,
+                  png_level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """The bytes ``write_canvas`` writes to a file with extension ``ext``, made in memory (a
+    service response): nothing touches the disk."""
+    buf = io.BytesIO()
+    _encode(buf, check_extension(Path("out" + ext)), canvas, spec, meta, png_level)
+    return buf.getvalue()
+
+
+def _encode(target, ext: str, canvas: np.ndarray, spec: OutSpec, meta, png_level: int) -> None:
+    """Encode into ``target``: a binary file object, or a path (formats other than PNG)."""
+    name, _, _, _, can_icc = _CAPS[ext]
     h, w = canvas.shape[:2]
-    icc = meta.icc if meta is not None and _CAPS[path.suffix.lower()][4] else None
+    icc = meta.icc if meta is not None and can_icc else None
     dpi = tuple(d * SCALE for d in meta.dpi) if meta is not None and meta.dpi else None
     exif = _exif(meta, w, h)
-    with atomic_output(path) as tmp:
-        if name == "PNG":
-            from .pngstream import write_png
-            with open(tmp, "wb") as f:
-                write_png(f, canvas, spec.bits, level=png_level, icc=icc, dpi=dpi,
-                          exif=exif.tobytes() if exif is not None else None)
-        elif name == "TIFF" and spec.bits > 8:
-            _write_tiff(tmp, canvas, spec, icc, dpi)
-        else:
-            _write_pil(tmp, name, canvas, icc, dpi, exif)
+    if name == "PNG":
+        from .pngstream import write_png
+        write_png(target, canvas, spec.bits, level=png_level, icc=icc, dpi=dpi,
+                  exif=exif.tobytes() if exif is not None else None)
+    elif name == "TIFF" and spec.bits > 8:
+        _write_tiff(target, canvas, spec, icc, dpi)
+    else:
+        _write_pil(target, name, canvas, icc, dpi, exif)
 
 
 def _exif(meta, w: int, h: int):
@@ -136,7 +155,7 @@ def _exif(meta, w: int, h: int):
     return exif
 
 
-def _write_pil(tmp: Path, name: str, canvas: np.ndarray, icc, dpi, exif) -> None:
+def _write_pil(tmp, name: str, canvas: np.ndarray, icc, dpi, exif) -> None:
     from PIL import Image as PILImage
 
     im = PILImage.fromarray(canvas[:, :, 0] if canvas.shape[2] == 1 else canvas)
@@ -150,7 +169,7 @@ def _write_pil(tmp: Path, name: str, canvas: np.ndarray, icc, dpi, exif) -> None
     im.save(tmp, format=name, **options)
 
 
-def _write_tiff(tmp: Path, canvas: np.ndarray, spec: OutSpec, icc, dpi) -> None:
+def _write_tiff(tmp, canvas: np.ndarray, spec: OutSpec, icc, dpi) -> None:
     import tifffile
 
     arr = canvas[:, :, 0] if spec.layout == "L" else canvas
@@ -161,7 +180,7 @@ def _write_tiff(tmp: Path, canvas: np.ndarray, spec: OutSpec, icc, dpi) -> None:
         kw["iccprofile"] = icc
     if dpi:
         kw.update(resolution=dpi, resolutionunit="INCH")
-    tifffile.imwrite(str(tmp), arr, **kw)
+    tifffile.imwrite(str(tmp) if isinstance(tmp, Path) else tmp, arr, **kw)
 
 
 def image_to_array(img, spec: OutSpec | None = None) -> np.ndarray:

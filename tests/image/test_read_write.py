@@ -228,3 +228,45 @@ def test_rgba_to_jpeg_composites_on_white_via_cli(tmp_path, tiny_generator, caps
     out = np.asarray(Image.open(tmp_path / "out.jpg")).astype(int)
     assert out[:, :30].min() > 235  # the transparent half is white, not the red under it
     assert torch.tensor(out[:, 50:]).float().std() > 0  # the visible half is the network's output
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bytes_in_memory_read_and_encode_like_files(tmp_path, mode):
+    """read_image_bytes gives what read_image gives, and encode_canvas the bytes write_canvas
+    writes (the service's in-memory path applies the CLI's rules)."""
+    from srgan_fast.image.read import read_image_bytes
+    from srgan_fast.image.write import encode_canvas, new_canvas, fill, output_spec, write_canvas
+
+    src = _write_input(tmp_path, mode)
+    a, b = read_image(src), read_image_bytes(src.read_bytes(), "upload")
+    assert torch.equal(a.rgb, b.rgb) and (a.alpha is None) == (b.alpha is None)
+    assert (a.alpha is None or torch.equal(a.alpha, b.alpha)) and (a.gray, a.bits) == (b.gray, b.bits)
+    for ext in (".png", ".tif", ".jpg"):
+        spec = output_spec(tmp_path / f"o{ext}", b.gray, b.alpha is not None, b.bits, icc=bool(b.meta.icc))
+        canvas = new_canvas(spec, *b.size)
+        fill(canvas, spec, 0, 0, b.rgb, b.alpha)
+        write_canvas(tmp_path / f"o{ext}", canvas, spec, b.meta)
+        assert encode_canvas(ext, canvas, spec, b.meta) == (tmp_path / f"o{ext}").read_bytes()
+
+
+def test_bytes_reader_keeps_exif_orientation_and_refuses_what_files_refuse(tmp_path):
+    from srgan_fast.image.read import TooManyPixels, image_header, read_image_bytes
+
+    im = Image.fromarray(_smooth(3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif)
+    img = read_image_bytes(buf.getvalue())
+    assert img.size == (W, H)  # upright: the sides swap
+    assert image_header(buf.getvalue()) == ("JPEG", W, H)  # the header's own, nothing decoded
+    with pytest.raises(TooManyPixels, match="over the 100-pixel limit"):
+        read_image_bytes(buf.getvalue(), "up.jpg", max_pixels=100)
+    with pytest.raises(SrganError, match="upload: empty"):
+        read_image_bytes(b"")
+    ico = io.BytesIO()
+    im.save(ico, format="ICO")  # Pillow reads it, the service does not take it
+    with pytest.raises(SrganError, match="not a readable image"):
+        read_image_bytes(ico.getvalue())
+    with pytest.raises(SrganError, match="not a readable image"):
+        image_header(ico.getvalue())

@@ -1,0 +1,116 @@
+"""The limits that protect the service, and the recipe for the engines its replicas open.
+
+Everything a request may cost is bounded here: the bytes read (``max_body``), the pixels decoded
+(``max_pixels``, checked from the header before decoding), the time it may take (``timeout_s``),
+how many requests a replica holds (``max_ongoing``) and how many wait at each caller
+(``max_queued``: beyond that the answer is 503 at once, never an unbounded queue), and the
+memory a replica's work may use (``memory_budget``). Both objects are small and picklable: Ray
+ships them to the replicas.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import SrganError
+from ..image.read import MAX_INPUT_PIXELS
+
+MiB = 2 ** 20
+# Output formats a request may ask for (query ``format``), as output file extensions.
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tif": ".tif",
+                  "tiff": ".tif", "bmp": ".bmp"}
+MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".tif": "image/tiff",
+               ".bmp": "image/bmp"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 32 * MiB          # bytes of one upload, counted while reading
+    max_pixels: int = 4_000_000       # input pixels (the output has 16x as many)
+    timeout_s: float = 120.0          # one request, end to end; a request may ask for less
+    max_ongoing: int = 8              # requests one replica holds (serve: max_ongoing_requests)
+    max_queued: int = 16              # requests waiting at each caller (serve: max_queued_requests)
+    max_batch: int = 4                # small images per engine call (serve.batch)
+    batch_wait_s: float = 0.01        # how long a batch waits to fill
+    memory_budget: int | None = None  # bytes per replica; None: the CLI's default tile budget
+    retry_after_s: int = 1            # the Retry-After a 503 suggests
+
+    def check(self) -> "Limits":
+        """One-line errors for settings that cannot work (the CLI's options end here)."""
+        if self.max_body < 1024:
+            raise SrganError(f"--max-body-mb must allow at least 1 KiB, got {self.max_body} bytes")
+        if not 1 <= self.max_pixels <= MAX_INPUT_PIXELS:
+            raise SrganError(f"--max-pixels must be in 1..{MAX_INPUT_PIXELS:,} (the readers' "
+                             f"decompression-bomb limit), got {self.max_pixels:,}")
+        if not self.timeout_s > 0:
+            raise SrganError(f"--timeout must be positive, got {self.timeout_s:g}")
+        if self.max_batch < 1 or self.max_queued < 0:
+            raise SrganError("--max-batch must be >= 1 and --max-queued >= 0")
+        if self.max_ongoing < self.max_batch:
+            raise SrganError(f"--max-ongoing ({self.max_ongoing}) must be at least --max-batch "
+                             f"({self.max_batch}): a batch is made of requests a replica holds")
+        if self.memory_budget is not None and self.memory_budget < 64 * MiB:
+            raise SrganError(f"--memory-budget must be at least 64 MiB, got {self.memory_budget // MiB}")
+        return self
+
+    def frontend_capacity(self, replicas: int) -> int:
+        """Requests the ingress holds: every replica's work and queue, plus room to answer the
+        overflow with our own JSON 503 (past it, Ray's proxy answers a plain-text 503)."""
+        return 2 * replicas * (self.max_ongoing + self.max_queued) + 8
+
+    def public(self) -> dict:
+        """What a client may know (GET /v1/info)."""
+        return {"max_body_bytes": self.max_body, "max_input_pixels": self.max_pixels,
+                "timeout_s": self.timeout_s, "max_batch": self.max_batch}
+
+
+@dataclass(frozen=True)
+class EngineRecipe:
+    """How a replica opens its engines: one per served model, the CLI's backend/precision rules.
+
+    ``opener`` (tests) replaces the real engines: a picklable ``opener(model) -> Engine``."""
+
+    backend: str = "auto"
+    precision: str = "fp32"
+    models: tuple[str, ...] = ()      # served model names (default: every shipped model)
+    default_model: str | None = None
+    threads: int | None = None        # CPU threads per replica
+    opener: object = field(default=None, compare=False)
+
+    def __post_init__(self):
+        from ..checkpoints import DEFAULT_MODEL, MODELS
+
+        if not self.models:
+            object.__setattr__(self, "models", tuple(MODELS))
+        if self.default_model is None:
+            default = DEFAULT_MODEL if DEFAULT_MODEL in self.models else self.models[0]
+            object.__setattr__(self, "default_model", default)
+        if self.default_model not in self.models:
+            raise SrganError(f"--model {self.default_model} is not one of the served models "
+                             f"({', '.join(self.models)})")
+
+    def _spec(self, model: str):
+        from ..checkpoints import model_weights
+        from ..jobs.engine_spec import EngineSpec
+
+        return EngineSpec(backend=self.backend, precision=self.precision,
+                          weights=str(model_weights(model)), threads=self.threads)
+
+    def prepare(self) -> None:
+        """Build the CPU backends' artifacts once, before the replicas start (each would
+        otherwise build the same one)."""
+        if self.opener is None:
+            for model in self.models:
+                self._spec(model).prepare()
+
+    def open(self, model: str, detail: float | None = None):
+        """The engine for ``model``. ``detail`` is the hook for the --detail blend (issue 21): it
+        is refused at the API until checkpoints can blend (``validate.parse_options``); then
+        pass it on here, e.g. ``resolve_weights(model, None, detail)``, and key engines by it."""
+        if self.opener is not None:
+            return self.opener(model)
+        return self._spec(model).open()
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
