@@ -75,9 +75,10 @@ def _default_ext(fmt: str) -> str:
 @serve.deployment(name="Frontend")
 @serve.ingress(api)
 class Frontend:
-    def __init__(self, upscaler, info: dict, limits: Limits):
+    def __init__(self, upscaler, info: dict, limits: Limits, capacity: int):
         keep_replica_on_loopback()
-        self.upscaler, self.info, self.limits = upscaler, info, limits
+        self.upscaler, self.info, self.limits, self.capacity = upscaler, info, limits, capacity
+        self.admitted = 0  # uploads being read or answered: our own bound, so overflow gets JSON
         folder = resources.files("srgan_fast.serve") / "static"
         self.pages = {route: ((folder / name).read_bytes(), kind) for route, (name, kind) in STATIC.items()}
         self.in_flight, self.draining = 0, False
@@ -143,6 +144,15 @@ class Frontend:
         if self.draining:
             raise busy("the service is stopping: retry on another instance or after it restarts",
                        self.limits.retry_after_s)
+        if self.admitted >= self.capacity:  # before the body is read: an overflow costs nothing
+            raise busy("the service is at capacity (queue full): retry later", self.limits.retry_after_s)
+        self.admitted += 1
+        try:
+            return await self._upscale(request, format, model, tile, detail, timeout)
+        finally:
+            self.admitted -= 1
+
+    async def _upscale(self, request, format, model, tile, detail, timeout):
         info = self.info
         opts = parse_options(request.query_params, info["models"], info["default_model"], self.limits,
                              info.get("detail"))
@@ -208,7 +218,9 @@ def build_app(recipe: EngineRecipe, limits: Limits, replicas: int = 1, replica_r
     capacity = limits.frontend_capacity(replicas)
     info = {"models": list(recipe.models), "default_model": recipe.default_model, "detail": None,
             "backend": recipe.backend, "precision": recipe.precision}
+    # Ray's own bounds on the ingress sit well above ours: its proxy answers an overflow with a
+    # plain-text 503 and no Retry-After, and its count is best effort under a burst.
     return Frontend.options(
-        num_replicas=1, max_ongoing_requests=capacity, max_queued_requests=capacity,
+        num_replicas=1, max_ongoing_requests=4 * capacity, max_queued_requests=4 * capacity,
         ray_actor_options={"num_cpus": 0}, graceful_shutdown_timeout_s=limits.timeout_s + 5,
-    ).bind(upscaler, info, limits)
+    ).bind(upscaler, info, limits, capacity)

@@ -54,8 +54,8 @@ class Limits:
         return self
 
     def frontend_capacity(self, replicas: int) -> int:
-        """Requests the ingress holds: every replica's work and queue, plus room to answer the
-        overflow with our own JSON 503 (past it, Ray's proxy answers a plain-text 503)."""
+        """Uploads the ingress admits at once: every replica's work and queue, plus room; past it
+        the ingress answers 503 itself, before reading the body."""
         return 2 * replicas * (self.max_ongoing + self.max_queued) + 8
 
     def public(self) -> dict:
