@@ -8,11 +8,12 @@ setup(
     description="SRGAN 4x super-resolution: reference PyTorch model, trainer, fast verified engines",
     python_requires=">=3.10",
     packages=["srgan_fast", "srgan_fast.image", "srgan_fast.eval", "srgan_fast.train",
-              "srgan_fast.build", "srgan_fast.video", "srgan_fast.jobs",
+              "srgan_fast.build", "srgan_fast.video", "srgan_fast.jobs", "srgan_fast.doctor",
               "srgan_fast.kernels", "srgan_fast.engines"],
     package_dir={"srgan_fast": "srgan_fast", "srgan_fast.kernels": "kernels",
                  "srgan_fast.engines": "engines"},
-    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"]},
+    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"],
+                  "srgan_fast.doctor": ["data/*.png"]},
     install_requires=[
         # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line
         # pins the tested 2.13.0. 2.6 is the oldest with the dynamo ONNX exporter used here.
