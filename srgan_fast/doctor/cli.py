@@ -125,6 +125,10 @@ def run(args, argv) -> dict:
     size = _size(args.size, device, args.quick)
     seconds = 0.3 if args.quick else 1.0
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    if device.startswith("cuda"):
+        from .worker import no_tf32
+
+        no_tf32()  # the fp32 peak the way the rows run: IEEE fp32
     _say(f"measuring the peak of {device} (large matmuls, {seconds:g} s each)")
     peaks = measure_peaks(device, seconds)
     timeout = args.timeout or (600.0 if args.quick else 1200.0)
@@ -162,7 +166,7 @@ def run(args, argv) -> dict:
                          "speed_size": size, "parity_crops": crops,
                          "tiling": {"frame": list(frame.shape[2:]), "tile": tile},
                          "timing": settings.as_dict(), "peak_seconds": seconds, "cache": args.cache,
-                         "calib": args.calib},
+                         "calib": args.calib, "tf32": False if device.startswith("cuda") else None},
             "peaks": peaks, "rows": rows}
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from srgan_fast.model import SCALE
+
 SCHEMA = "srgan_fast.doctor"
 SCHEMA_VERSION = 1
 
@@ -33,7 +35,8 @@ FIELDS = [
     ("device.compute_capability", 'GPU "major.minor", else null'),
     ("device.load_average", "1, 5 and 15-minute load average at the start: other work on the machine slows every row"),
     *[(f"versions.{k}", d) for k, d in [
-        ("python", "Python"), ("srgan_fast", "this package"), ("torch", "torch"), ("cuda", "torch's CUDA, null on CPU builds"),
+        ("python", "Python"), ("srgan_fast", "this package"), ("torch", "torch"),
+        ("cuda", "torch's CUDA, null on CPU builds"),
         ("cudnn", "cuDNN (GPU runs)"), ("driver", "NVIDIA driver (nvidia-smi; GPU runs)"), ("triton", "Triton"),
         ("tensorrt", "TensorRT"), ("pycuda", "pycuda"), ("openvino", "OpenVINO"), ("onnxruntime", "ONNX Runtime"),
         ("onnx", "onnx"), ("onnxscript", "onnxscript (the exporter)"), ("nncf", "NNCF (INT8)"), ("numpy", "numpy")]],
@@ -51,6 +54,8 @@ FIELDS = [
     ("settings.peak_seconds", "seconds of each peak measurement"),
     ("settings.cache", "artifact cache folder (null: $SRGAN_FAST_CACHE or ~/.cache/srgan_fast)"),
     ("settings.calib", "--calib folder of the fp16/int8 builds (null: the build's default)"),
+    ("settings.tf32", "GPU: false, TF32 is off in the doctor's processes, so fp32 rows are IEEE fp32 "
+                      "(torch's cuDNN default is TF32); CPU: null"),
     ("peaks", "{precision: {tflops, method[, estimated]}}: the measured peak (large matmul) per precision"),
     ("rows[].backend", "torch, triton, openvino, onnxruntime or tensorrt"),
     ("rows[].asked", "precision asked; null for a backend that cannot run here at all"),
@@ -89,7 +94,8 @@ FIELDS = [
     ("rows[].speed.detail", "why skipped, else null (a skipped check has every field, null)"),
     *[(f"rows[].speed.{k}", d) for k, d in [
         ("size", "[N, H, W] LR"), ("output", "[H, W] SR"), ("median_ms", "median latency of one call"),
-        ("min_ms", "fastest call"), ("calls", "timed calls"), ("first_call_ms", "the first call (lazy init, autotuning)"),
+        ("min_ms", "fastest call"), ("calls", "timed calls"),
+        ("first_call_ms", "the first call (lazy init, autotuning)"),
         ("frames_per_s", "N / median"), ("tflops", "achieved TFLOP/s"),
         ("peak_tflops", "measured peak of the precision that ran"), ("fraction_of_peak", "tflops / peak_tflops"),
         ("timer", '"perf_counter" (CPU) or "cuda events"')]],
@@ -144,7 +150,7 @@ def flatten(doc: dict) -> set[str]:
 
 def schema_markdown() -> str:
     lines = [f"| field (schema {SCHEMA_VERSION}) | meaning |", "|---|---|"]
-    lines += [f"| `{path}` | {text} |" for path, text in FIELDS]
+    lines += [f"| `{path}` | {text.replace('|', chr(92) + '|')} |" for path, text in FIELDS]
     return "\n".join(lines + ["", NOTE])
 
 
@@ -160,7 +166,7 @@ def _g(v, fmt="{:.3g}", none="-") -> str:
     return fmt.format(v)
 
 
-def _cells(row: dict) -> list[str]:
+def _cells(row: dict, size: list) -> list[str]:
     p, r, t, s, m = (row.get(k) or {} for k in ("parity", "range", "tiling", "speed", "memory"))
     worst = p.get("worst") or {}
     parity = f"{p['status']} {_g(worst.get('max_abs'))}" + (
@@ -173,7 +179,10 @@ def _cells(row: dict) -> list[str]:
     else:
         mem = _g(m.get("peak_mib"), "{:.0f}")
     frac = s.get("fraction_of_peak")
-    return [parity, r.get("status", "-"), tiling, _g(s.get("median_ms"), "{:.4g}"),
+    ms = _g(s.get("median_ms"), "{:.4g}")
+    if s.get("size") and s["size"] != size:  # the Triton interpreter's tiny crop
+        ms += f" @{s['size'][1]}x{s['size'][2]}"
+    return [parity, r.get("status", "-"), tiling, ms,
             _g(s.get("frames_per_s"), "{:.3g}"), _g(frac * 100 if frac is not None else None, "{:.0f}%"), mem]
 
 
@@ -183,19 +192,24 @@ HEADER = ["backend", "asked", "runs", "parity max|diff|", "range", "tiling", "ms
 
 def _stamp(doc: dict) -> list[str]:
     d, v, m, s = doc["device"], doc["versions"], doc["model"], doc["settings"]
-    dev = f"{d['kind']} {d['name']}" + (f", {d['threads']} threads [{' '.join(d['cpu_isa'])}]"
-                                         if d["kind"] == "cpu" else f", {d['memory_gib']} GiB, sm {d['compute_capability']}")
+    if d["kind"] == "cpu":
+        dev = f"cpu {d['name']}, {d['threads']} threads [{' '.join(d['cpu_isa'])}]"
+    else:
+        dev = f"cuda {d['name']}, {d['memory_gib']} GiB, sm {d['compute_capability']}"
     libs = ", ".join(f"{k} {v[k] or '-'}" for k in ("torch", "cuda", "driver", "triton", "tensorrt", "openvino",
                                                      "onnxruntime") if k not in ("cuda", "driver") or v[k])
     peaks = ", ".join(f"{k} {_g(p.get('tflops'), '{:.3g}')}" + (" (est.)" if p.get("estimated") else "")
                       for k, p in doc["peaks"].items() if p.get("tflops"))
     n, h, w = s["speed_size"]
+    load = d.get("load_average")
+    if load:
+        dev += f"; load average {load[0]:.1f} at the start"
     return [f"srgan_fast doctor {v['srgan_fast']} on {dev}",
             f"model {m['name'] or m['weights']} (sha256 {m['sha256'][:12]}); {libs}",
             f"measured peak TFLOP/s: {peaks or 'none'}",
             f"parity on {', '.join(s['parity_crops'])} crops vs fp32 PyTorch; tiling {s['tiling']['frame'][0]}x"
             f"{s['tiling']['frame'][1]} in {s['tiling']['tile']}-pixel tiles; speed at {n}x{h}x{w} LR -> "
-            f"{4 * h}x{4 * w}" + (" (--quick)" if s["quick"] else "")]
+            f"{SCALE * h}x{SCALE * w}" + (" (--quick)" if s["quick"] else "")]
 
 
 def text(doc: dict) -> str:
@@ -207,16 +221,24 @@ def text(doc: dict) -> str:
         elif row["runs"] is None:
             table.append([row["backend"], row["asked"], "-", f"FAIL: {row['reason']}"])
         else:
-            table.append([row["backend"], row["asked"], row["runs"], *_cells(row), row["status"]])
+            table.append([row["backend"], row["asked"], row["runs"], *_cells(row, doc["settings"]["speed_size"]),
+                          row["status"]])
     full = [r for r in table if len(r) == len(HEADER)]
     widths = [max(len(r[i]) for r in [HEADER, *(table if i < 3 else full)]) for i in range(len(HEADER))]
     out = _stamp(doc) + [""]
     for r in [HEADER, *table]:
         out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() if len(r) == len(HEADER)
                    else "  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    mem = "+rise/peak RSS of the process" if doc["device"]["kind"] == "cpu" else "peak device memory in use"
+    out += ["", f"ms: median of one call; peak: TFLOP/s over the measured peak of the precision that ran; "
+                f"mem: {mem} during the timed calls"]
     details = _details(doc)
     if details:
         out += ["", "failed:"] + details
+    notes = [f"  {r['backend']} {r['asked']}: range: {r['range']['detail']}" for r in doc["rows"]
+             if r["status"] == "ok" and (r.get("range") or {}).get("overflow")]
+    if notes:  # layers over a 16-bit range that the build protected: said, not hidden
+        out += ["", "notes:"] + notes
     s = doc["summary"]
     out += ["", f"{s['ok']} ok, {s['fail']} failed, {s['skip']} skipped; exit status {doc['exit_status']}"]
     return "\n".join(out)

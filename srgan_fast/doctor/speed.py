@@ -13,8 +13,11 @@ from .measure import Settings, cuda_memory_during, cuda_used_bytes, reset_hwm, r
     time_calls
 
 
-def settings_for(device: str, quick: bool) -> Settings:
-    """Timing effort: a GPU call is milliseconds, so it gets many repeats; a CPU call is seconds."""
+def settings_for(device: str, quick: bool, interpreter: bool = False) -> Settings:
+    """Timing effort: a GPU call is milliseconds, so it gets many repeats; a CPU call is seconds;
+    the Triton interpreter's is seconds for a 7x9 crop and says nothing about speed: 2 calls."""
+    if interpreter:
+        return Settings(warmup=1, repeats=2, min_time=0.0, max_time=0.0)
     if device.startswith("cuda"):
         return Settings(warmup=3, repeats=5, min_time=0.2, max_time=5.0) if quick else \
             Settings(warmup=5, repeats=20, min_time=1.0, max_time=15.0)
@@ -28,15 +31,17 @@ def device_baseline(device: str) -> int:
 
 
 def speed_check(engine, x: torch.Tensor, settings: Settings, macs_per_lr_pixel: int,
-                base_used: int = 0) -> tuple[dict, dict]:
-    """(speed, memory) of ``engine`` on the batch ``x`` (input already on the engine's device)."""
+                base_used: int = 0, device: str = "cpu") -> tuple[dict, dict]:
+    """(speed, memory) of ``engine`` on the batch ``x``, moved to the engine's device first.
+    Memory is measured on ``device``, the doctor's: ONNX Runtime's CUDA provider hands back host
+    tensors, but what it allocates is on the GPU."""
     dev = engine.torch_device
     x = x.to(dev)
     n, _, h, w = x.shape
     memory: dict = {}
-    if dev.type == "cuda":
+    if device.startswith("cuda"):
         first, times = time_calls(lambda: engine(x), dev, settings)
-        m = cuda_memory_during(lambda: engine(x), dev, base_used)
+        m = cuda_memory_during(lambda: engine(x), torch.device(device), base_used)
         memory = {"kind": "cuda", "peak_mib": m["device_used_peak_mib"],
                   "torch_peak_mib": m["torch_alloc_peak_mib"], "delta_mib": None, "method": m["mem_method"]}
     else:
@@ -60,7 +65,8 @@ def speed_check(engine, x: torch.Tensor, settings: Settings, macs_per_lr_pixel: 
     s = summarize(times)
     seconds = s["median_ms"] / 1e3
     tflops = 2 * macs_per_lr_pixel * n * h * w / seconds / 1e12 if seconds > 0 else None
-    speed = {"status": "ok", "detail": None, "size": [n, h, w], "output": [SCALE * h, SCALE * w], "median_ms": s["median_ms"], "min_ms": s["min_ms"],
+    speed = {"status": "ok", "detail": None, "size": [n, h, w], "output": [SCALE * h, SCALE * w],
+             "median_ms": s["median_ms"], "min_ms": s["min_ms"],
              "calls": s["n"], "first_call_ms": first * 1e3, "frames_per_s": n / seconds if seconds > 0 else None,
              "tflops": tflops, "peak_tflops": None, "fraction_of_peak": None,
              "timer": "cuda events" if dev.type == "cuda" else "perf_counter"}

@@ -43,10 +43,12 @@ def _device(doc: dict) -> str:
     return f"{d['name']} ({d['kind']}, {where}); speed at {n}x{h}x{w}" + (", --quick" if s["quick"] else "")
 
 
-def _passed(row: dict) -> str:
-    fps = (row.get("speed") or {}).get("frames_per_s")
+def _passed(row: dict, size: list) -> str:
+    speed = row.get("speed") or {}
+    fps = speed.get("frames_per_s")
     runs = row["asked"] if row["runs"] == row["asked"] else f"{row['asked']}→{row['runs']}"
-    return runs + (f" ({fps:.3g})" if fps else "")
+    at = f" at {speed['size'][1]}x{speed['size'][2]}" if speed.get("size") and speed["size"] != size else ""
+    return runs + (f" ({fps:.3g}{at})" if fps else "")
 
 
 def markdown(docs: list[dict]) -> str:
@@ -55,7 +57,7 @@ def markdown(docs: list[dict]) -> str:
         backends = list(dict.fromkeys(r["backend"] for r in doc["rows"]))
         for backend in backends:
             rows = [r for r in doc["rows"] if r["backend"] == backend]
-            passed = ", ".join(_passed(r) for r in rows if r["status"] == "ok") or "–"
+            passed = ", ".join(_passed(r, doc["settings"]["speed_size"]) for r in rows if r["status"] == "ok") or "–"
             failed = ", ".join(f"{r['asked']}: {r['reason']}" for r in rows if r["status"] == "FAIL") or "–"
             skipped = "; ".join(f"{r['asked'] + ': ' if r['asked'] else ''}{r['reason']}"
                                 for r in rows if r["status"] == "skip") or "–"

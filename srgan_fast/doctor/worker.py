@@ -120,8 +120,8 @@ def check_row(spec: dict, asked: str, ctx: dict) -> dict:
             row["tiling"] = tiling_check(engine, *ctx["tiling"], runs)
         n, h, w = ctx["size"]
         if engine.shapes.accepts(n, h, w):
-            row["speed"], row["memory"] = speed_check(engine, speed_frame(n, h, w), settings_for(device, spec["quick"]),
-                                                      ctx["macs"], base)
+            timing = settings_for(device, spec["quick"], interpreter=ctx["interpreter"])
+            row["speed"], row["memory"] = speed_check(engine, speed_frame(n, h, w), timing, ctx["macs"], base, device)
         else:
             row["speed"] = speed_skipped(f"{n}x{h}x{w} is outside the engine's shapes {engine.shapes}")
         if backend == "tensorrt" and spec.get("pycuda"):
@@ -158,7 +158,8 @@ def context(spec: dict) -> dict:
     crops = parity_crops(tiny=interpreter)
     ctx = {"crops": crops, "refs": reference_outputs(g, [x for _, x in crops]),
            "ranges": layer_ranges(g, [x for _, x in parity_crops()]), "macs": flops_per_lr_pixel(g),
-           "size": [1, *TINY] if interpreter else spec["size"], "tiling": tiling_frame(), "tiling_skip": None}
+           "size": [1, *TINY] if interpreter else spec["size"], "tiling": tiling_frame(), "tiling_skip": None,
+           "interpreter": interpreter}
     if interpreter:
         ctx["tiling"] = None
         ctx["tiling_skip"] = ("Triton interpreter: a frame wider than a tile plus twice the 40-pixel overlap "
@@ -179,9 +180,22 @@ def run(spec: dict) -> list[dict]:
     return rows
 
 
+def no_tf32() -> None:
+    """fp32 means IEEE fp32 in the doctor: cuDNN's default TF32 convolutions (10-bit mantissa)
+    would fail the fp32 tolerance against the reference. Triton's fp32 kernels and TensorRT's fp32
+    engines already keep TF32 off; the torch engine leaves torch's default, which this overrides
+    for the doctor's processes only (the peak is measured the same way)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
+    if str(spec.get("device", "")).startswith("cuda"):
+        no_tf32()
     try:
         run(spec)
     except SrganError as e:  # the weights or the inputs: said once, by the parent, for this backend
