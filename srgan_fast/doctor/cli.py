@@ -88,6 +88,8 @@ def parse_args(argv):
                    help="print the markdown table 'what has been run where' from doctor JSON files, and exit")
     p.add_argument("--show", default=None, metavar="JSON", help="print the text report of a doctor JSON file, and exit")
     args = p.parse_args(argv)
+    if args.timeout is not None and not args.timeout > 0:
+        raise SrganError(f"--timeout: want a positive number of seconds, got {args.timeout:g}")
     args.backends = _names(args.backends, BACKENDS, "backends")
     args.precisions = _names(args.precisions, PRECISIONS, "precisions")
     return args

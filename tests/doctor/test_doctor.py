@@ -204,6 +204,7 @@ def test_triton_runs_a_tiny_crop_in_the_interpreter(tiny, tmp_path):
     (["--backends", "torch,cudnn"], "--backends: unknown 'cudnn'"),
     (["--precisions", "fp8"], "--precisions: unknown 'fp8'"),
     (["--size", "big"], "--size: want HxW"),
+    (["--timeout", "0"], "--timeout: want a positive number"),
     (["--weights", "/nonexistent/g.safetensors"], "/nonexistent/g.safetensors"),
     (["--json", "/nonexistent/folder/d.json"], "does not exist"),
 ])
