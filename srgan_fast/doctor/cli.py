@@ -82,11 +82,13 @@ def parse_args(argv):
                    help="your LR images for the fp16 range check and INT8 scales of the builds "
                         "(as python -m srgan_fast.build --calib; default: BSD200 from the shared data, else synthetic)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the artifacts even when cached")
+    p.add_argument("--no-peak", action="store_true", help="skip the peak measurement (no fraction of peak)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="seconds one backend may take, builds included (default 1200; --quick 600)")
     p.add_argument("--table", nargs="+", default=None, metavar="JSON",
                    help="print the markdown table 'what has been run where' from doctor JSON files, and exit")
     p.add_argument("--show", default=None, metavar="JSON", help="print the text report of a doctor JSON file, and exit")
+    p.add_argument("--schema", action="store_true", help="print the JSON schema's documentation (markdown), and exit")
     args = p.parse_args(argv)
     if args.timeout is not None and not args.timeout > 0:
         raise SrganError(f"--timeout: want a positive number of seconds, got {args.timeout:g}")
@@ -123,6 +125,8 @@ def run(args, argv) -> dict:
 
     t0 = time.perf_counter()
     device = resolve_device(args.device)
+    if args.calib is not None and not os.path.isdir(args.calib):
+        raise SrganError(f"--calib {args.calib}: no such folder")
     model = _model(args)
     size = _size(args.size, device, args.quick)
     seconds = 0.3 if args.quick else 1.0
@@ -131,28 +135,36 @@ def run(args, argv) -> dict:
         from .worker import no_tf32
 
         no_tf32()  # the fp32 peak the way the rows run: IEEE fp32
-    _say(f"measuring the peak of {device} (large matmuls, {seconds:g} s each)")
-    peaks = measure_peaks(device, seconds)
+    peaks = {}
+    if not args.no_peak:
+        _say(f"measuring the peak of {device} (large matmuls, {seconds:g} s each)")
+        peaks = measure_peaks(device, seconds)
     timeout = args.timeout or (600.0 if args.quick else 1200.0)
     rows: list[dict] = []
-    for i, backend in enumerate(args.backends, 1):
-        elapsed = time.perf_counter() - t0
-        _say(f"[{i}/{len(args.backends)}] {backend} ({elapsed:.0f} s elapsed)")
-        skip = backend_skip(backend, device, args.quick)
-        if skip:
+    skips = {b: backend_skip(b, device, args.quick) for b in args.backends}
+    to_run = [b for b in args.backends if not skips[b]]
+    spent: list[float] = []  # seconds per backend run so far: the rate behind the estimate
+    for backend in args.backends:
+        if skips[backend]:
             row = empty_row(backend, None)
-            row["reason"] = skip
+            row["reason"] = skips[backend]
             rows.append(row)
-            _say(f"{backend}: skip: {skip}")
+            _say(f"{backend}: skip: {skips[backend]}")
             continue
+        left = len(to_run) - len(spent)
+        eta = f", about {sum(spent) / len(spent) * left:.0f} s left at this rate" if spent else ""
+        _say(f"[{len(spent) + 1}/{len(to_run)}] {backend} ({time.perf_counter() - t0:.0f} s elapsed{eta})")
         spec = {"backend": backend, "precisions": args.precisions, "device": device, "weights": model["weights"],
                 "quick": args.quick, "size": size, "cache": args.cache, "rebuild": args.rebuild, "calib": args.calib,
                 "pycuda": backend == "tensorrt" and _has("pycuda")}
+        started = time.perf_counter()
         rows += run_backend(spec, timeout)
+        spent.append(time.perf_counter() - started)
     # Measured again after the rows, keeping the better of the two: other work on the machine
     # (or a GPU still clocking up) makes a single measurement low, and the peak is a ceiling.
-    _say("measuring the peak again")
-    peaks = _best(peaks, measure_peaks(device, seconds))
+    if not args.no_peak:
+        _say("measuring the peak again")
+        peaks = _best(peaks, measure_peaks(device, seconds))
     for row in rows:
         with_peak(row["speed"], row["runs"], peaks)
     counts = {k: sum(r["status"] == v for r in rows) for k, v in (("ok", "ok"), ("fail", "FAIL"), ("skip", "skip"))}
@@ -167,7 +179,8 @@ def run(args, argv) -> dict:
             "settings": {"quick": args.quick, "backends": args.backends, "precisions": args.precisions,
                          "speed_size": size, "parity_crops": crops,
                          "tiling": {"frame": list(frame.shape[2:]), "tile": tile},
-                         "timing": settings.as_dict(), "peak_seconds": seconds, "cache": args.cache,
+                         "timing": settings.as_dict(), "peak_seconds": None if args.no_peak else seconds,
+                         "cache": args.cache,
                          "calib": args.calib, "tf32": False if device.startswith("cuda") else None},
             "peaks": peaks, "rows": rows}
 
@@ -187,6 +200,11 @@ def _has(module: str) -> bool:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.schema:
+        from .report import schema_markdown
+
+        print(schema_markdown())
+        return 0
     if args.table:
         from .table import load, markdown
 

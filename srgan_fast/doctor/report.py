@@ -51,12 +51,13 @@ FIELDS = [
     ("settings.parity_crops", "the shipped crops parity runs on, HxW"),
     ("settings.tiling", "{frame: [H, W], tile}: the tiling check's frame and tile side (LR pixels)"),
     ("settings.timing", "{warmup, repeats, min_time, max_time} of the speed check"),
-    ("settings.peak_seconds", "seconds of each peak measurement"),
+    ("settings.peak_seconds", "seconds of each peak measurement (null: --no-peak)"),
     ("settings.cache", "artifact cache folder (null: $SRGAN_FAST_CACHE or ~/.cache/srgan_fast)"),
     ("settings.calib", "--calib folder of the fp16/int8 builds (null: the build's default)"),
     ("settings.tf32", "GPU: false, TF32 is off in the doctor's processes, so fp32 rows are IEEE fp32 "
                       "(torch's cuDNN default is TF32); CPU: null"),
-    ("peaks", "{precision: {tflops, method[, estimated]}}: the measured peak (large matmul) per precision"),
+    ("peaks", "{precision: {tflops, method[, estimated]}}: the measured peak (large matmul) per precision; "
+              "{} with --no-peak"),
     ("rows[].backend", "torch, triton, openvino, onnxruntime or tensorrt"),
     ("rows[].asked", "precision asked; null for a backend that cannot run here at all"),
     ("rows[].runs", "precision that ran (what the engine reports), null when it did not open"),
@@ -206,7 +207,7 @@ def _stamp(doc: dict) -> list[str]:
         dev += f"; load average {load[0]:.1f} at the start"
     return [f"srgan_fast doctor {v['srgan_fast']} on {dev}",
             f"model {m['name'] or m['weights']} (sha256 {m['sha256'][:12]}); {libs}",
-            f"measured peak TFLOP/s: {peaks or 'none'}",
+            f"measured peak TFLOP/s: {peaks or ('not measured (--no-peak)' if s['peak_seconds'] is None else 'none')}",
             f"parity on {', '.join(s['parity_crops'])} crops vs fp32 PyTorch; tiling {s['tiling']['frame'][0]}x"
             f"{s['tiling']['frame'][1]} in {s['tiling']['tile']}-pixel tiles; speed at {n}x{h}x{w} LR -> "
             f"{SCALE * h}x{SCALE * w}" + (" (--quick)" if s["quick"] else "")]

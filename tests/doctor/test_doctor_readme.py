@@ -57,7 +57,7 @@ def test_the_schema_document_is_the_codes():
     from srgan_fast.doctor.report import schema_markdown
 
     _, doc = block((RESULTS / "README.md").read_text(), "doctor-schema")
-    assert doc == schema_markdown(), "regenerate from srgan_fast.doctor.report.schema_markdown()"
+    assert doc == schema_markdown(), "regenerate: python -m srgan_fast.doctor --schema"
 
 
 def test_every_committed_run_has_only_documented_fields():
