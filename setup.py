@@ -8,12 +8,13 @@ setup(
     description="SRGAN 4x super-resolution: reference PyTorch model, trainer, fast verified engines",
     python_requires=">=3.10",
     packages=["srgan_fast", "srgan_fast.image", "srgan_fast.eval", "srgan_fast.train",
-              "srgan_fast.build", "srgan_fast.video", "srgan_fast.jobs",
+              "srgan_fast.build", "srgan_fast.video", "srgan_fast.jobs", "srgan_fast.doctor",
               "srgan_fast.kernels", "srgan_fast.engines", "srgan_fast.serve"],
     package_dir={"srgan_fast": "srgan_fast", "srgan_fast.kernels": "kernels",
                  "srgan_fast.engines": "engines"},
     package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"],
                   "srgan_fast.eval": ["niqe_pris_params.npz", "NIQE_PROVENANCE.md"],
+                  "srgan_fast.doctor": ["data/*.png"],  # the crops the parity checks run on
                   "srgan_fast.serve": ["static/*"]},  # the web page
     install_requires=[
         # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line

@@ -6,12 +6,13 @@ code and the libraries that produced it.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import os
 import re
 import subprocess
 import time
 from pathlib import Path
+
+from srgan_fast.doctor.versions import installed_versions, nvidia_smi
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,17 +31,7 @@ LIBRARIES = {
 
 
 def library_versions() -> dict:
-    out = {}
-    for key, dists in LIBRARIES.items():
-        for dist in dists:
-            try:
-                out[key] = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        else:
-            out[key] = None
-    return out
+    return installed_versions(LIBRARIES)
 
 
 def git_commit() -> dict:
@@ -56,18 +47,7 @@ def git_commit() -> dict:
     return {"commit": sha, "dirty": dirty}
 
 
-def _nvidia_smi() -> dict:
-    """Driver version and GPU clocks/power limit from nvidia-smi, when it is there."""
-    fields = "driver_version,clocks.max.sm,power.limit"
-    try:
-        r = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-                           capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    if r.returncode != 0 or not r.stdout.strip():
-        return {}
-    vals = [v.strip() for v in r.stdout.strip().splitlines()[0].split(",")]
-    return dict(zip(("driver", "max_sm_clock_mhz", "power_limit_w"), vals))
+_nvidia_smi = nvidia_smi  # driver and clocks: one reader, shared with the doctor
 
 
 def cpu_info() -> dict:

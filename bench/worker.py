@@ -92,7 +92,7 @@ def run_case(spec: dict) -> dict:
 
 
 def run_peak(spec: dict) -> dict:
-    from .peak import measure_peaks
+    from srgan_fast.doctor.peak import measure_peaks  # the one peak measurement (doctor and bench)
 
     result = {"peaks": measure_peaks(spec["device"], spec.get("seconds", 1.0))}
     _write(spec["out"], result)

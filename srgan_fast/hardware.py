@@ -37,6 +37,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_features() -> list[str]:
+    """The features of ``_CPU_FEATURES`` this CPU has, in that order."""
+    return [f for f in _CPU_FEATURES if f in cpu_flags()]
+
+
 def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
@@ -79,6 +84,6 @@ def device_identity(device: str) -> tuple[str, str]:
         name = torch.cuda.get_device_name(idx)
         cap = ".".join(map(str, torch.cuda.get_device_capability(idx)))
         return name, f"{name} sm{cap} cuda{torch.version.cuda}"
-    feats = ",".join(f for f in _CPU_FEATURES if f in cpu_flags())
+    feats = ",".join(cpu_features())
     return cpu_name(), f"{cpu_name()} [{feats}]"
 

@@ -1,4 +1,5 @@
-"""Measured arithmetic peak of the device, per precision, for the '% of peak' column.
+"""Measured arithmetic peak of the device, per precision, for the '% of peak' columns of the
+doctor and the bench (``bench/worker.py`` imports it from here: nothing imports bench).
 
 Method: the best rate of a large square matrix multiply through torch over a short timed loop
 (2*n^3 FLOP per product; int8 counts 2 ops per multiply-add like the others):
@@ -39,8 +40,8 @@ def _rate(dtype, n: int, device: str, seconds: float) -> float:
     flop = 2.0 * n ** 3
     fn()  # first call: library init, kernel selection
     best, start = 0.0, time.perf_counter()
-    if device == "cuda":
-        torch.cuda.synchronize()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
         ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
         while time.perf_counter() - start < seconds:
             ev[0].record()
@@ -58,9 +59,8 @@ def _rate(dtype, n: int, device: str, seconds: float) -> float:
 
 
 def measure_peaks(device: str = "cpu", seconds: float = 1.0) -> dict:
-    """{precision: {"tflops": float | None, "method": str}} for fp32, fp16, bf16, int8."""
-    from srgan_fast.hardware import cpu_flags, cpu_has_bf16
-
+    """{precision: {"tflops": float | None, "method": str}} for fp32, fp16, bf16, int8 on ``device``
+    (``cpu``, ``cuda`` or ``cuda:N``)."""
     peaks: dict[str, dict] = {}
 
     def attempt(name, dtype, n, method):
@@ -69,19 +69,30 @@ def measure_peaks(device: str = "cpu", seconds: float = 1.0) -> dict:
         except Exception as e:  # noqa: BLE001 - an unsupported dtype means no peak, not a crash
             peaks[name] = {"tflops": None, "method": f"not measured: {str(e).splitlines()[0][:120]}"}
 
-    if device == "cuda":
-        tf32 = torch.backends.cudnn.allow_tf32
-        old = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        try:
-            attempt("fp32", torch.float32, CUDA_N,
-                    f"matmul {CUDA_N}^3 fp32 ({'TF32 allowed, as cuDNN convs' if tf32 else 'no TF32'})")
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = old
-        attempt("fp16", torch.float16, CUDA_N, f"matmul {CUDA_N}^3 fp16")
-        attempt("bf16", torch.bfloat16, CUDA_N, f"matmul {CUDA_N}^3 bf16")
-        attempt("int8", torch.int8, CUDA_N, f"torch._int_mm {CUDA_N}^3 int8")
-        return peaks
+    if device.startswith("cuda"):
+        with torch.cuda.device(torch.device(device)):
+            _cuda_peaks(attempt)
+    else:
+        _cpu_peaks(peaks, attempt)
+    return peaks
+
+
+def _cuda_peaks(attempt) -> None:
+    tf32 = torch.backends.cudnn.allow_tf32
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        attempt("fp32", torch.float32, CUDA_N,
+                f"matmul {CUDA_N}^3 fp32 ({'TF32 allowed, as cuDNN convs' if tf32 else 'no TF32'})")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    attempt("fp16", torch.float16, CUDA_N, f"matmul {CUDA_N}^3 fp16")
+    attempt("bf16", torch.bfloat16, CUDA_N, f"matmul {CUDA_N}^3 bf16")
+    attempt("int8", torch.int8, CUDA_N, f"torch._int_mm {CUDA_N}^3 int8")
+
+
+def _cpu_peaks(peaks: dict, attempt) -> None:
+    from srgan_fast.hardware import cpu_flags, cpu_has_bf16
 
     threads = torch.get_num_threads()
     attempt("fp32", torch.float32, CPU_N, f"matmul {CPU_N}^3 fp32, {threads} threads")
@@ -98,4 +109,3 @@ def measure_peaks(device: str = "cpu", seconds: float = 1.0) -> dict:
         peaks["int8"] = {"tflops": 2 * bf16, "estimated": True,
                          "method": f"estimated: 2 x measured bf16 peak (torch._int_mm measured "
                                    f"{(peaks['int8']['tflops'] or 0) * 1e3:.0f} GOP/s, below VNNI/AMX rate)"}
-    return peaks
