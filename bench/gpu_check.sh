@@ -96,10 +96,13 @@ step doctor 180 "$PY" -m srgan_fast.doctor --device cuda --quick --timeout 100 \
 step kernels 50 "$PY" bench/bench_kernels.py --dtype fp16 --reps 20 --out "$OUT_DIR/bench_kernels.json"
 # The bench suite's GPU set (quick): whole engines against torch eager fp32, with memory.
 step bench 100 "$PY" -m bench --device cuda --quick --out "$OUT_DIR/bench"
-# OPTIONAL (TODO integrator): continue a training run on the GPU. SRGAN_FAST_TRAIN_STATE is the
-# run folder holding train_state.safetensors; SRGAN_FAST_TRAIN_ARGS the rest of the command
-# (e.g. "--phase srgan --data /data/T91 /data/BSD200 --iters 20000"). It stops itself one
-# minute before the budget ends (--time-limit) and saves; skipped when the state is not set.
+# OPTIONAL: continue a training run on the GPU. SRGAN_FAST_TRAIN_STATE is the run folder holding
+# train_state.safetensors (device-independent: a CPU run continues here and back);
+# SRGAN_FAST_TRAIN_ARGS the rest of the run's command, as its model card gives it (e.g. for the
+# shipped SRGAN: "--phase srgan --init srgan_fast/weights/srresnet_x4.safetensors --data
+# shared/data/sr/T91 shared/data/sr/BSD200 shared/data/sr/extra/SunHays80 --iters 20000 ...").
+# It stops itself one minute before the budget ends (--time-limit) and saves into that folder;
+# skipped when the state is not set.
 if [ -n "${SRGAN_FAST_TRAIN_STATE:-}" ]; then
     LEFT_MIN=$(((BUDGET - ($(date +%s) - START)) / 60 - 1))
     # shellcheck disable=SC2086  # SRGAN_FAST_TRAIN_ARGS is a list of words on purpose
