@@ -30,7 +30,7 @@ from ..atomic import write_json
 from ..checkpoints import save_generator
 from .data import PatchSampler, load_pairs
 from ..errors import HelpFormatter, SrganError, cli
-from .losses import adversarial_loss, grid_loss
+from .losses import GANS, d_loss, g_adv_loss, grid_loss
 from .validation import reference, validate
 from ..model import Discriminator, Generator
 
@@ -67,6 +67,8 @@ def parse_args(argv):
                    help="weight of the grid loss against patterns locked to the output pixel grid")
     p.add_argument("--ema", type=float, default=0.0,
                    help="decay of an exponential moving average of G, validated and saved (0: off)")
+    p.add_argument("--gan", choices=GANS, default="bce",
+                   help="discriminator loss: bce (the paper's) or ragan (relativistic average, ESRGAN)")
     p.add_argument("--adv-weight", type=float, default=1e-3, help="weight of the adversarial loss (paper: 1e-3)")
     p.add_argument("--d-warmup", type=int, default=0,
                    help="srgan phase: first iterations train only the discriminator (G fixed)")
@@ -210,7 +212,8 @@ class Trainer:
             with self.autocast():
                 d_real = self.d_ddp(hr)
                 d_fake = self.d_ddp(sr.detach())
-            loss_d = adversarial_loss(d_real.float(), True) + adversarial_loss(d_fake.float(), False)
+            d_real = d_real.float()
+            loss_d = d_loss(d_real, d_fake.float(), args.gan)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -236,7 +239,9 @@ class Trainer:
             logs["grid"] = grid.item()
         if self.d is not None:
             with self.autocast():
-                g_adv = adversarial_loss(self.d_ddp(sr).float(), True)
+                # ragan: D's logits on the real crops from the D step above (one D pass fewer;
+                # D moved by one step since, which the relativistic average barely sees)
+                g_adv = g_adv_loss(self.d_ddp(sr).float(), d_real, args.gan)
             loss = loss + args.adv_weight * g_adv
             logs["adv"] = g_adv.item()
         self.opt_g.zero_grad(set_to_none=True)
