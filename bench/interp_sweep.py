@@ -25,7 +25,8 @@ def parse_args(argv):
     p.add_argument("--alphas", default="0,0.2,0.25,0.3,0.35,0.4,0.5,1", help="comma-separated")
     p.add_argument("--max-grid", type=float, default=1.5,
                    help="largest validation grid amplitude, as a multiple of alpha 0's")
-    p.add_argument("--val", default="extra/Kodak24", help="held-out photos under the data root that pick alpha")
+    p.add_argument("--val", default="Set5", help="held-out photos under the data root that pick alpha "
+                   "(extra/ is training data: never validate on it)")
     p.add_argument("--test", default="Set14", help="dataset under the data root that only reports")
     p.add_argument("--out", help="write the chosen blend here (fp16 safetensors)")
     return p.parse_args(argv)
