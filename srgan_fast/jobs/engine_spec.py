@@ -10,7 +10,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class EngineSpec:
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str = "fp32"            # as asked: "auto" is resolved where the engine opens
     weights: str | None = None         # weights file (None: the shipped default)
     artifact: str | None = None        # a built artifact (--engine) instead of backend+weights
     device: str | None = None          # e.g. cuda:1; None: the backend's default
@@ -29,18 +29,70 @@ class EngineSpec:
         path = Path(artifact or weights)
         if not path.exists():       # before any worker starts: one line, not one per worker
             raise SrganError(f"{path}: no such {'engine artifact' if artifact else 'weights file'}")
-        return cls(backend=args.backend or "auto", precision=args.precision or "fp32", weights=weights,
-                   artifact=str(artifact) if artifact else None)
+        from ..precision import DEFAULT_PRECISION
+
+        return cls(backend=args.backend or "auto", precision=args.precision or DEFAULT_PRECISION,
+                   weights=weights, artifact=str(artifact) if artifact else None)
 
     def on(self, device: str | None, threads: int | None) -> "EngineSpec":
         return replace(self, device=device, threads=threads)
 
+    def pinned(self) -> "EngineSpec":
+        """``auto`` decided once, here, for every worker: they all ask the same precision (the one
+        the manifest records as running), whichever machine of a cluster they land on."""
+        from ..precision import AUTO
+
+        if self.precision != AUTO or self.artifact:
+            return self
+        backend, precision, choice = self.choice()
+        say(f"engine: {backend} {precision} ({choice.line})")
+        return replace(self, precision=precision)
+
+    def choice(self):
+        """(backend, precision to ask, auto's ``Choice`` or None) for this spec on this machine."""
+        from .. import engines
+        from ..fp16_range import fits
+        from ..precision import resolve
+
+        backend = engines.default_backend() if self.backend == "auto" else self.backend
+        device = engines.engine_device(backend, self.device)
+        precision, choice = resolve(backend, self.precision, device, lambda: fits(self.weights))
+        return backend, precision, choice
+
+    def runs(self) -> str:
+        """The precision that runs (not the one asked: ``auto``, or fp16 on a CPU, name another)."""
+        if self.artifact:
+            from ..artifact import read_record
+
+            return read_record(self.artifact).precision
+        from .. import engines
+        from ..precision import plan
+
+        backend, precision, _ = self.choice()
+        return plan(backend, precision, engines.engine_device(backend, self.device)).runs
+
+    def same_precision(self, recorded) -> bool:
+        """Whether parts made at ``recorded`` (a manifest's precision: what ran; manifests made
+        before ``auto`` hold what was asked) are what this spec runs, so a resume may keep them."""
+        if self.artifact:          # its file's sha256 (model_sha256) fixes the precision it runs
+            return True
+        from .. import engines
+        from ..errors import SrganError
+        from ..precision import plan
+
+        backend = engines.default_backend() if self.backend == "auto" else self.backend
+        try:
+            return plan(backend, recorded, engines.engine_device(backend, self.device)).runs == self.runs()
+        except (SrganError, TypeError):
+            return False
+
     def identity(self) -> dict:
-        """What about the engine changes the output bytes (for a job's manifest)."""
+        """What about the engine changes the output bytes (for a job's manifest): the precision
+        is the one that runs, so ``auto`` is recorded as what it chose here."""
         from ..digest import file_sha256
 
         path = self.artifact or self.weights
-        ident = {"backend": self.backend, "precision": self.precision}
+        ident = {"backend": self.backend, "precision": self.runs()}
         if path and Path(path).is_file():
             ident["model_sha256"] = file_sha256(path)
             from ..checkpoints import model_name
@@ -60,7 +112,7 @@ class EngineSpec:
             return
         from ..build.pipeline import ensure_artifact
 
-        ensure_artifact(self.weights, self.precision, backend)
+        ensure_artifact(self.weights, self.choice()[1], backend)
 
     def open(self):
         """Open the engine in this process, with its device and thread count."""

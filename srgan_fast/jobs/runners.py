@@ -37,7 +37,7 @@ def make_runner(args, open_engine, spec=None):
         workers = len(device_list(devices))
     ray_address = getattr(args, "ray", None)
     if ray_address or workers > 1:
-        spec = spec or EngineSpec.from_args(args)
+        spec = (spec or EngineSpec.from_args(args)).pinned()   # auto: one choice for every worker
         spec.prepare()
     if ray_address:
         from .options import DEFAULT_RAY_TIMEOUT
@@ -50,5 +50,13 @@ def make_runner(args, open_engine, spec=None):
         return PoolRunner(spec or EngineSpec.from_args(args), worker_slots(workers, devices))
     if devices:
         spec = (spec or EngineSpec.from_args(args)).on(device_list(devices)[0], None)
-        return InlineRunner(spec.open)
+        return InlineRunner(lambda: _said(spec.open()))
     return InlineRunner(open_engine)
+
+
+def _said(engine):
+    """The engine line at the start of a run in this process (as ``upscale`` prints it)."""
+    from .engine_spec import say
+
+    say(f"engine: {engine.describe()}")
+    return engine
