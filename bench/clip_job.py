@@ -160,6 +160,7 @@ class Case:
         row = {"precision_asked": self.prec, "runs": self.info["precision"], "engine": self.info, "frames": n,
                "lr": f"{self.lr[0].shape[1]}x{self.lr[0].shape[0]}", "engine_open_s": self.open_s,
                "rounds": self.rounds, "bare_s_per_frame": med["bare_s"], "job_s_per_frame": med["job_s"],
+               "bare_cpu_s_per_frame": med["bare_cpu_s"], "job_cpu_s_per_frame": med["job_cpu_s"],
                "job_over_engine": statistics.median(r["job_s"] / r["bare_s"] for r in self.rounds),
                "job_over_engine_cpu": statistics.median(r["job_cpu_s"] / r["bare_cpu_s"] for r in self.rounds),
                "engine_busy": med["engine_busy"], "output_bytes": int(med["output_bytes"]),
@@ -220,7 +221,8 @@ def main(argv=None) -> int:
               "preset": args.preset, "rounds": args.rounds, "wall_s": time.perf_counter() - t0, "rows": rows}
     for row in rows:
         if base:
-            for k in ("bare_s_per_frame", "job_s_per_frame", "command_s_per_frame"):
+            for k in ("bare_s_per_frame", "job_s_per_frame", "command_s_per_frame", "bare_cpu_s_per_frame",
+                      "job_cpu_s_per_frame"):
                 if k in row and k in base:
                     row[k.replace("s_per_frame", "speedup_vs_fp32")] = base[k] / row[k]
     text = json.dumps(result, indent=1, default=str, allow_nan=True)
@@ -230,12 +232,13 @@ def main(argv=None) -> int:
     say(f"\n{result['cpu']} ({', '.join(result['features'])}), load average {load:.1f} at the start: "
         f"{clip.name}, {rows[0]['frames']} frames {rows[0]['lr']} -> x4")
     say(f"{'precision':<10} {'runs':<5} {'engine s/f':>10} {'job s/f':>8} {'job/engine':>10} {'(CPU)':>6} "
-        f"{'command s/f':>11} {'x fp32 (job)':>12} {'out KiB':>8} {'enc PSNR':>8} {'vs fp32 dB':>10}")
+        f"{'command s/f':>11} {'x fp32 (job)':>12} {'(CPU)':>6} {'out KiB':>8} {'enc PSNR':>8} {'vs fp32 dB':>10}")
     for r in rows:
         say(f"{r['precision_asked']:<10} {r['runs']:<5} {r['bare_s_per_frame']:>10.3f} {r['job_s_per_frame']:>8.3f} "
             f"{r['job_over_engine']:>10.3f} {r['job_over_engine_cpu']:>6.3f} "
             f"{r.get('command_s_per_frame', float('nan')):>11.3f} "
-            f"{r.get('job_speedup_vs_fp32', float('nan')):>12.2f} {r['output_bytes'] / 1024:>8.0f} "
+            f"{r.get('job_speedup_vs_fp32', float('nan')):>12.2f} {r.get('job_cpu_speedup_vs_fp32', float('nan')):>6.2f} "
+            f"{r['output_bytes'] / 1024:>8.0f} "
             f"{r['encode_psnr_db']:>8.1f} {r.get('output_psnr_vs_fp32_db', float('nan')):>10.1f}")
     return 0
 
