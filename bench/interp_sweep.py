@@ -44,7 +44,7 @@ def score(g, pairs) -> dict:
 def main(argv=None) -> int:
     from srgan_fast.checkpoints import load_generator, save_generator
     from srgan_fast.eval.datasets import dataset, load_pairs
-    from srgan_fast.train.interpolate import interpolate
+    from srgan_fast.detail import interpolate
 
     args = parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -53,25 +53,59 @@ def model_weights(model: str | None = None, weights=None) -> Path:
     return path
 
 
+# A --detail blend of the two shipped models in the cache (``detail.blend_weights``): the detail
+# and the first 16 hex digits of the file's own sha256.
+_BLEND = re.compile(r"srgan-detail-(\d\.\d{3})-([0-9a-f]{16})\.safetensors")
+
+
+def blend_file_name(detail: float, sha256: str) -> str:
+    return f"srgan-detail-{detail:.3f}-{sha256[:16]}.safetensors"
+
+
 def model_name(weights_path) -> str | None:
-    """The shipped model name of a weights path (None for a user's own file)."""
+    """The shipped model name of a weights path: ``srresnet``, ``srgan``, or ``srgan detail A``
+    for a blend of the two (None for a user's own file)."""
     p = Path(weights_path).resolve()
+    m = _BLEND.fullmatch(p.name)
+    if m:
+        return f"srgan detail {float(m.group(1)):g}"
     return next((n for n, f in MODELS.items() if f.resolve() == p), None)
 
 
-def save_generator(g: Generator, path, dtype=torch.float16, extra: dict | None = None) -> None:
-    from safetensors.torch import save_file
+def stored_state(g: Generator, dtype=torch.float16) -> dict[str, torch.Tensor]:
+    """``g``'s state as a file stores it: BatchNorm statistics stay fp32 (they are few, and
+    running_var in fp16 loses the small ones), other floats ``dtype``."""
+    return {k: (v.to(dtype) if v.is_floating_point() and "running_" not in k else v).contiguous()
+            for k, v in g.state_dict().items()}
 
-    from .atomic import atomic_output
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A hash of tensor names, types, shapes and values (a file's bytes are not stable: the
+    safetensors header's key order varies between writes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        v = state[k].detach().cpu().contiguous()
+        h.update(f"{k}:{v.dtype}:{tuple(v.shape)};".encode())
+        h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def generator_bytes(g: Generator, dtype=torch.float16, extra: dict | None = None) -> bytes:
+    """The safetensors file of ``g``."""
+    from safetensors.torch import save
 
     meta = {"format": FORMAT, "num_blocks": str(g.num_blocks), "channels": str(g.channels),
             "output_mapping": g.output_mapping, "body": g.body}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
-    # BatchNorm statistics stay fp32: they are few, and running_var in fp16 loses the small ones.
-    state = {k: (v.to(dtype) if v.is_floating_point() and "running_" not in k else v).contiguous()
-             for k, v in g.state_dict().items()}
-    with atomic_output(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    return save(stored_state(g, dtype), metadata=meta)
+
+
+def save_generator(g: Generator, path, dtype=torch.float16, extra: dict | None = None) -> None:
+    from .atomic import write_bytes
+
+    write_bytes(path, generator_bytes(g, dtype, extra))
 
 
 def load_generator(path=None) -> Generator:

@@ -55,7 +55,8 @@ def open_engine_from_args(args):
     from . import engines
 
     if args.engine:
-        clash = [flag for flag, value in (("--weights", args.weights), ("--model", args.model)) if value]
+        clash = [flag for flag, value in (("--weights", args.weights), ("--model", args.model),
+                                          ("--detail", args.detail)) if value is not None]
         if clash:
             raise SrganError(f"{' and '.join(clash)} cannot be combined with --engine: the artifact "
                              "fixes its weights (build another artifact for other weights)")
@@ -63,11 +64,11 @@ def open_engine_from_args(args):
         engine = engines.open_artifact(args.engine, **device_option(args))
         _check_engine_matches(args, engine)
     else:
-        from .checkpoints import model_weights
+        from .detail import resolve_weights
         from .jobs.options import device_option
         from .precision import DEFAULT_PRECISION
         engine = engines.open_engine(args.backend or "auto", args.precision or DEFAULT_PRECISION,
-                                     weights=model_weights(args.model, args.weights),
+                                     weights=resolve_weights(args.model, args.weights, args.detail),
                                      **device_option(args))
     print(f"engine: {engine.describe()}", file=sys.stderr)
     return engine
@@ -111,6 +112,8 @@ def parse_args(argv):
                    help=f"shipped generator: srresnet (MSE: highest PSNR, smooth) or srgan "
                         f"(adversarial: restores texture) (default: {DEFAULT_MODEL})")
     p.add_argument("--weights", help="generator weights file; instead of --model (default: none)")
+    from .detail import add_detail_argument
+    add_detail_argument(p)
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in LR pixels (default: from the memory budget; 0 = whole frame)")
     p.add_argument("--memory-budget", type=int, default=None, metavar="MiB",

@@ -17,10 +17,11 @@ from ..artifact import FORMAT_VERSION, dist_version, seal
 from ..digest import file_sha256
 from ..atomic import write_bytes, write_json
 from ..errors import SrganError
+from ..userdirs import cache_root
 
 
 def cache_dir(out=None) -> Path:
-    base = Path(out) if out else Path(os.environ.get("SRGAN_FAST_CACHE") or Path.home() / ".cache" / "srgan_fast")
+    base = Path(out) if out else cache_root()
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -23,6 +23,8 @@ def parse_args(argv):
     p.add_argument("--model", choices=tuple(MODELS), default=None,
                    help=f"shipped generator to build (default: {DEFAULT_MODEL}; --weights overrides)")
     p.add_argument("--weights", default=None, help="generator weights file (default: the --model weights)")
+    from ..detail import add_detail_argument
+    add_detail_argument(p)
     p.add_argument("--calib", default=None, metavar="DIR",
                    help="folder of your own LR images for INT8 calibration and the fp16 range check "
                         "(fp16 and int8 builds only; default: BSD200 from the shared data, else synthetic)")
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
 
     record = ensure_artifact(args.weights, args.precision, args.target, shapes=args.shapes, calib=args.calib,
                              out=args.out, device=args.device, strict=args.strict, rebuild=args.rebuild,
-                             log=log, model=args.model)
+                             log=log, model=args.model, detail=args.detail)
     print("built:" if record.built else "already built (cache hit):")
     print(summary(record))
     gate = record.sidecar.get("quality_gate")

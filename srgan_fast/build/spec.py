@@ -53,13 +53,14 @@ class ModelRef:
     _generator: object = None
 
     @classmethod
-    def resolve(cls, weights, model: str | None = None) -> "ModelRef":
-        from ..checkpoints import model_name, model_weights
+    def resolve(cls, weights, model: str | None = None, detail: float | None = None) -> "ModelRef":
+        from ..checkpoints import model_name
+        from ..detail import resolve_weights
         from ..model import Generator
 
         if isinstance(weights, Generator):
             return cls(_generator_sha256(weights), None, None, weights)
-        path = model_weights(model, weights)
+        path = resolve_weights(model, weights, detail)
         if not path.is_file():
             raise SrganError(f"{path}: no such weights file")
         from ..digest import file_sha256
@@ -122,19 +123,22 @@ def uses_calibration(precision: str) -> bool:
 
 
 def make_spec(weights=None, precision: str = "fp32", target: str = "auto", shapes=None, calib=None,
-              device: str | None = None, strict: bool = False, model: str | None = None) -> BuildSpec:
+              device: str | None = None, strict: bool = False, model: str | None = None,
+              detail: float | None = None) -> BuildSpec:
     target = resolve_target(target)
     device = target_device(target, device)
     from ..fp16_range import fits
 
-    precision, choice = resolve(target, precision, device, lambda: fits(weights, model))
+    # the generator actually built (a --detail blend included); loaded only where it decides (a GPU)
+    precision, choice = resolve(target, precision, device,
+                                lambda: fits(ModelRef.resolve(weights, model, detail).generator()))
     the_plan = plan(target, precision, device)  # an impossible combination fails here, in one line
     if calib is not None and not uses_calibration(precision):
         raise SrganError(f"--calib is used by fp16 and int8 builds only (calibration sets INT8 scales and "
                          f"the fp16 overflow check); a {precision} build does not read it: drop --calib")
     if isinstance(shapes, str):
         shapes = parse_shapes(shapes)
-    ref = ModelRef.resolve(weights, model)
+    ref = ModelRef.resolve(weights, model, detail)
     env = environment(target, precision, device)
     env["calib"] = None
     if uses_calibration(precision):

@@ -99,11 +99,12 @@ def parse_args(argv):
 
 
 def _model(args) -> dict:
-    from ..checkpoints import load_generator, model_name, model_weights
+    from ..checkpoints import load_generator, model_name
+    from ..detail import resolve_weights
     from ..digest import file_sha256
     from ..model import flops_per_lr_pixel
 
-    path = model_weights(args.model, args.weights)
+    path = resolve_weights(args.model, args.weights)
     g = load_generator(path)  # bad weights: one line here, not one per backend
     return {"name": model_name(path), "weights": str(path), "sha256": file_sha256(path),
             "macs_per_lr_pixel": flops_per_lr_pixel(g)}

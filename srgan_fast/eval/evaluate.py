@@ -107,6 +107,8 @@ def parse_args(argv):
                    help=f"shipped generator: {', '.join(MODELS)} (default: {DEFAULT_MODEL}); a weights file "
                         "is still accepted here for old command lines, prefer --weights")
     p.add_argument("--weights", default=None, help="generator weights file (overrides --model)")
+    from ..detail import add_detail_argument
+    add_detail_argument(p)
     p.add_argument("--bicubic", action="store_true", help="evaluate bicubic upsampling only")
     p.add_argument("--backend", default="auto", choices=("auto", *engines.BACKENDS),
                    help="engine to evaluate (auto: the fastest this machine has)")
@@ -117,11 +119,12 @@ def parse_args(argv):
 
 def _weights(args):
     """--weights wins; --model takes a shipped name (or, for old command lines, a file)."""
-    from ..checkpoints import MODELS, model_weights
+    from ..checkpoints import MODELS
+    from ..detail import resolve_weights
 
     if args.weights is None and args.model is not None and args.model not in MODELS and Path(args.model).is_file():
-        return Path(args.model)
-    return model_weights(args.model, args.weights)
+        return resolve_weights(None, Path(args.model), args.detail)
+    return resolve_weights(args.model, args.weights, args.detail)
 
 
 def _check_output(path) -> None:
@@ -149,7 +152,7 @@ def main(argv=None):
     methods, paper_row = {"bicubic": bicubic}, "SRResNet"
     if not args.bicubic:
         weights = _weights(args)
-        paper_row = "SRGAN" if model_name(weights) == "srgan" else "SRResNet"
+        paper_row = "SRGAN" if (model_name(weights) or "").startswith("srgan") else "SRResNet"
         engine = engines.open_engine(args.backend, args.precision, weights=weights)
         label = f"srgan_fast {model_name(weights) or Path(weights).name}"
         if (engine.name, engine.precision) != ("torch", "fp32"):

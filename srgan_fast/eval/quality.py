@@ -146,7 +146,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     from ..atomic import write_json, write_text
     from .gate import INT8_GATE_DB
-    from ..checkpoints import model_weights
+    from ..detail import resolve_weights
     from .datasets import data_root
 
     args = parse_args(argv)
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     if root is None:
         raise SrganError("no Set5/Set14 found: pass --data DIR (with Set5, Set5_LRx4, Set14, Set14_LRx4) "
                          "or set SRGAN_FAST_DATA")
-    weights = model_weights(args.model, args.weights)
+    weights = resolve_weights(args.model, args.weights)
     sets = {name: load_set(root, name) for name in args.sets}
     results = measure(weights, sets, [e for e in args.engines.split(",") if e], out=args.out,
                       log=lambda m: print(m, file=sys.stderr))

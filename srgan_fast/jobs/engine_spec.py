@@ -12,27 +12,36 @@ class EngineSpec:
     backend: str = "auto"
     precision: str = "fp32"            # as asked: "auto" is resolved where the engine opens
     weights: str | None = None         # weights file (None: the shipped default)
+    detail: float | None = None        # --detail of the shipped srgan: made again where missing
     artifact: str | None = None        # a built artifact (--engine) instead of backend+weights
     device: str | None = None          # e.g. cuda:1; None: the backend's default
     threads: int | None = None         # CPU threads for this engine
 
     @classmethod
     def from_args(cls, args) -> "EngineSpec":
-        from ..checkpoints import model_weights
-
+        from ..detail import resolve_weights
         from ..errors import SrganError
 
         artifact = getattr(args, "engine", None)
-        weights = None
+        weights = detail = None
         if not artifact:
-            weights = str(model_weights(getattr(args, "model", None), getattr(args, "weights", None)))
+            detail = getattr(args, "detail", None)
+            weights = str(resolve_weights(getattr(args, "model", None), getattr(args, "weights", None), detail))
         path = Path(artifact or weights)
         if not path.exists():       # before any worker starts: one line, not one per worker
             raise SrganError(f"{path}: no such {'engine artifact' if artifact else 'weights file'}")
         from ..precision import DEFAULT_PRECISION
 
         return cls(backend=args.backend or "auto", precision=args.precision or DEFAULT_PRECISION,
-                   weights=weights, artifact=str(artifact) if artifact else None)
+                   weights=weights, detail=detail, artifact=str(artifact) if artifact else None)
+
+    def weights_here(self) -> str | None:
+        """The weights file in this process: a --detail blend lives in the cache of the machine
+        that made it, so a Ray worker on another node makes its own (same weights, same hash)."""
+        if self.weights and self.detail is not None and not Path(self.weights).is_file():
+            from ..detail import resolve_weights
+            return str(resolve_weights("srgan", None, self.detail))
+        return self.weights
 
     def on(self, device: str | None, threads: int | None) -> "EngineSpec":
         return replace(self, device=device, threads=threads)
@@ -56,7 +65,7 @@ class EngineSpec:
 
         backend = engines.default_backend() if self.backend == "auto" else self.backend
         device = engines.engine_device(backend, self.device)
-        precision, choice = resolve(backend, self.precision, device, lambda: fits(self.weights))
+        precision, choice = resolve(backend, self.precision, device, lambda: fits(self.weights_here()))
         return backend, precision, choice
 
     def runs(self) -> str:
@@ -112,7 +121,7 @@ class EngineSpec:
             return
         from ..build.pipeline import ensure_artifact
 
-        ensure_artifact(self.weights, self.choice()[1], backend)
+        ensure_artifact(self.weights_here(), self.choice()[1], backend)
 
     def open(self):
         """Open the engine in this process, with its device and thread count."""
@@ -129,7 +138,7 @@ class EngineSpec:
         backend = engines.default_backend() if self.backend == "auto" else self.backend
         if self.threads and backend == "openvino":
             options["threads"] = self.threads
-        return engines.open_engine(backend, self.precision, weights=self.weights, **options)
+        return engines.open_engine(backend, self.precision, weights=self.weights_here(), **options)
 
 
 def check_devices(devs: list[str], text: str = "") -> None:

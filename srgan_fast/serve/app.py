@@ -136,8 +136,9 @@ class Frontend:
                                                     "service's --model)"),
         tile: int | None = Query(None, ge=0, description="tile size in LR pixels, 0 = whole image "
                                                          "(default: from the replica's memory budget)"),
-        detail: float | None = Query(None, description="texture vs fidelity blend (when the service "
-                                                       "offers it: GET /v1/info)"),
+        detail: float | None = Query(None, description="srgan only: texture (1) vs fidelity (0), one of "
+                                                       "the levels GET /v1/info lists (default: the "
+                                                       "service's --detail)"),
         timeout: float | None = Query(None, gt=0, description="seconds this request may take, at most "
                                                               "the service's limit"),
     ):
@@ -216,7 +217,7 @@ def build_app(recipe: EngineRecipe, limits: Limits, replicas: int = 1, replica_r
         max_constructor_retry_count=2,  # an engine that cannot open fails the start, not 20 retries
     ).bind(recipe, limits)
     capacity = limits.frontend_capacity(replicas)
-    info = {"models": list(recipe.models), "default_model": recipe.default_model, "detail": None,
+    info = {"models": list(recipe.models), "default_model": recipe.default_model, "detail": recipe.detail_info(),
             "backend": recipe.backend, "precision": recipe.precision}
     # Ray's own bounds on the ingress sit well above ours: its proxy answers an overflow with a
     # plain-text 503 and no Retry-After, and its count is best effort under a burst.

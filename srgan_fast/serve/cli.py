@@ -51,8 +51,12 @@ def parse_args(argv):
                    help="model for requests that do not name one (?model=)")
     p.add_argument("--models", default=",".join(MODELS), metavar="LIST",
                    help="models the service offers (each replica holds one engine per model)")
-    # --detail: when issue 21's blend lands, add it here as the requests' default and pass the
-    # accepted range as info["detail"] (app.build_app) so the API and the page offer it.
+    from ..detail import DEFAULT_DETAIL, DETAIL_HELP, parse_detail
+    p.add_argument("--detail", type=parse_detail, default=DEFAULT_DETAIL, metavar="A",
+                   help=f"{DETAIL_HELP}: the level of requests that ask for none")
+    p.add_argument("--details", default="0,0.5,1", metavar="LIST",
+                   help="--detail levels a request may ask for (?detail=): each is one more engine "
+                        "per replica (0 shares the srresnet's)")
     p.add_argument("--memory-budget", type=int, default=None, metavar="MiB",
                    help="memory per replica for its images (half for batches of small ones, half for "
                         "one large one's tiles and output) (default: as upscale's: min(2 GiB, RAM/4), "
@@ -79,6 +83,15 @@ def _limits(args) -> Limits:
                   max_ongoing=args.max_ongoing, max_queued=args.max_queued, max_batch=args.max_batch,
                   batch_wait_s=args.batch_wait_ms / 1000,
                   memory_budget=args.memory_budget * MiB if args.memory_budget else None).check()
+
+
+def _details(text: str) -> tuple[float, ...]:
+    from ..detail import parse_detail
+
+    try:
+        return tuple(parse_detail(t.strip()) for t in text.split(",") if t.strip())
+    except argparse.ArgumentTypeError as e:
+        raise SrganError(f"--details {text!r}: {e}") from None
 
 
 def _check_port(host: str, port: int) -> None:
@@ -110,7 +123,8 @@ def main(argv=None):
 
     limits = _limits(args)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    recipe = EngineRecipe(args.backend, args.precision, models, args.model)  # checks --model/--models
+    recipe = EngineRecipe(args.backend, args.precision, models, args.model,  # checks --model/--models
+                          details=_details(args.details), default_detail=args.detail)
     if args.replicas is not None and args.replicas < 1:
         raise SrganError(f"--replicas must be >= 1, got {args.replicas}")
     _check_port(args.host, args.port)

@@ -81,7 +81,13 @@ class Upscaler:
     def __init__(self, recipe: EngineRecipe, limits: Limits):
         keep_replica_on_loopback()
         self.recipe, self.limits = recipe, limits
-        self.engines = {m: recipe.open(m) for m in recipe.models}
+        self.engines = {}
+        by_spec = {}  # variants with the same weights (srgan@0 and srresnet) share one engine
+        for v in recipe.variants():
+            key = recipe._spec(v) if recipe.opener is None else v
+            if key not in by_spec:
+                by_spec[key] = recipe.open(v)
+            self.engines[v] = by_spec[key]
         first = next(iter(self.engines.values()))
         budget = limits.memory_budget or tiling.default_budget(first.torch_device)
         # Half the budget for a batch of small frames, half for one large image's tiles and
@@ -131,7 +137,7 @@ class Upscaler:
         img = read_image_bytes(data, "upload", self.limits.max_pixels)
         dst = Path("upload" + opts.ext)
         spec = spec_for(dst, img)
-        engine = _Routed(self, opts.model, loop, cancel, batched)
+        engine = _Routed(self, self.recipe.variant(opts.model, opts.detail), loop, cancel, batched)
         if batched:
             canvas = render(engine, img, spec, dst, tile=0)
         else:

@@ -76,9 +76,14 @@ class EngineRecipe:
     default_model: str | None = None
     threads: int | None = None        # CPU threads per replica
     opener: object = field(default=None, compare=False)
+    # --detail levels of the srgan model a request may ask for (each is an engine per replica;
+    # 0 is the srresnet's weights), and the level of a request that asks for none
+    details: tuple[float, ...] = ()
+    default_detail: float | None = None
 
     def __post_init__(self):
         from ..checkpoints import DEFAULT_MODEL, MODELS
+        from ..detail import DEFAULT_DETAIL, check_detail
 
         if not self.models:
             object.__setattr__(self, "models", tuple(MODELS))
@@ -88,35 +93,56 @@ class EngineRecipe:
         if self.default_model not in self.models:
             raise SrganError(f"--model {self.default_model} is not one of the served models "
                              f"({', '.join(self.models)})")
+        default = check_detail(DEFAULT_DETAIL if self.default_detail is None else self.default_detail)
+        levels = tuple(sorted({check_detail(d) for d in self.details} | {default}))
+        object.__setattr__(self, "default_detail", default)
+        object.__setattr__(self, "details", levels if "srgan" in self.models else ())
 
-    def _spec(self, model: str):
-        from ..checkpoints import model_weights
+    def detail_info(self) -> dict | None:
+        """The levels a request may ask for (GET /v1/info; the page's slider), None without srgan."""
+        if not self.details:
+            return None
+        return {"min": self.details[0], "max": self.details[-1], "default": self.default_detail,
+                "levels": list(self.details), "model": "srgan"}
+
+    def variant(self, model: str, detail: float | None = None) -> str:
+        """The name of the engine a request runs on: the model, and for srgan its detail level."""
+        if model != "srgan" or not self.details:
+            return model
+        return f"srgan@{self.default_detail if detail is None else detail:g}"
+
+    def variants(self) -> list[str]:
+        return [v for m in self.models for v in ([self.variant(m, d) for d in self.details]
+                                                  if m == "srgan" and self.details else [m])]
+
+    def _spec(self, variant: str):
+        from ..detail import resolve_weights
         from ..jobs.engine_spec import EngineSpec
 
-        return EngineSpec(backend=self.backend, precision=self.precision,
-                          weights=str(model_weights(model)), threads=self.threads)
+        model, _, detail = variant.partition("@")
+        weights = resolve_weights(model, None, float(detail) if detail else None)
+        return EngineSpec(backend=self.backend, precision=self.precision, weights=str(weights),
+                          detail=float(detail) if detail else None, threads=self.threads)
 
     def pinned(self) -> "EngineRecipe":
         """``auto`` decided once, before the replicas start (and said in one line), so every
         replica runs the same precision."""
         if self.opener is not None:
             return self
-        return replace(self, precision=self._spec(self.default_model).pinned().precision)
+        return replace(self, precision=self._spec(self.variant(self.default_model)).pinned().precision)
 
     def prepare(self) -> None:
         """Build the CPU backends' artifacts once, before the replicas start (each would
         otherwise build the same one)."""
         if self.opener is None:
-            for model in self.models:
-                self._spec(model).prepare()
+            for variant in self.variants():
+                self._spec(variant).prepare()
 
-    def open(self, model: str, detail: float | None = None):
-        """The engine for ``model``. ``detail`` is the hook for the --detail blend (issue 21): it
-        is refused at the API until checkpoints can blend (``validate.parse_options``); then
-        pass it on here, e.g. ``resolve_weights(model, None, detail)``, and key engines by it."""
+    def open(self, variant: str):
+        """The engine of a variant (``variants()``): a model, srgan at a detail level."""
         if self.opener is not None:
-            return self.opener(model)
-        return self._spec(model).open()
+            return self.opener(variant.partition("@")[0])
+        return self._spec(variant).open()
 
 
 def cpu_count() -> int:

@@ -172,8 +172,8 @@ def check_image(data: bytes, limits: Limits) -> tuple[str, int, int]:
 
 def parse_options(query, models, default_model: str, limits: Limits, detail_levels=None) -> Options:
     """The request's options from its query parameters, checked before the body is read; 400
-    with the reason for anything unknown or out of range. ``detail_levels``: None until the engines can blend (issue 21's
-    --detail); then the accepted range, e.g. (0.0, 1.0)."""
+    with the reason for anything unknown or out of range. ``detail_levels``: the service's
+    ``EngineRecipe.detail_info()`` (None: no srgan served, so no detail)."""
     unknown = sorted(set(query) - set(QUERY))
     if unknown:
         raise bad_request(f"unknown query parameter {unknown[0]!r} (accepted: {', '.join(QUERY)})")
@@ -190,12 +190,15 @@ def parse_options(query, models, default_model: str, limits: Limits, detail_leve
         raise bad_request(f"tile must be 0 (whole image) or at least {MIN_TILE} LR pixels, got {tile}")
     detail = _number(query, "detail", float)
     if detail is not None:
-        if detail_levels is None:
-            raise bad_request("detail is not available on this service yet (this version serves "
-                              "the shipped models as they are: use model=srresnet or model=srgan)")
-        lo, hi = detail_levels["min"], detail_levels["max"]
-        if not lo <= detail <= hi:
-            raise bad_request(f"detail must be in [{lo:g}, {hi:g}], got {detail:g}")
+        if detail_levels is None or model != detail_levels.get("model", "srgan"):
+            raise bad_request(f"detail blends the srgan model with the srresnet; model={model} "
+                              "takes no detail")
+        levels = detail_levels.get("levels", [])
+        if not detail_levels["min"] <= detail <= detail_levels["max"] or \
+                not any(abs(detail - v) < 1e-9 for v in levels):
+            raise bad_request(f"detail must be one of the levels this service offers "
+                              f"({', '.join(f'{v:g}' for v in levels)}), got {detail:g}")
+        detail = next(v for v in levels if abs(detail - v) < 1e-9)
     timeout = _number(query, "timeout", float)
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise bad_request(f"timeout must be a positive number of seconds, got {query['timeout']!r}")

@@ -9,28 +9,10 @@ integer buffers (batch counters) are taken from ADV.
 from __future__ import annotations
 
 import argparse
-import copy
-
-import torch
 
 from ..checkpoints import load_generator, save_generator
+from ..detail import interpolate
 from ..errors import HelpFormatter, SrganError, cli
-from ..model import Generator
-
-
-def interpolate(base: Generator, adv: Generator, alpha: float) -> Generator:
-    if not 0.0 <= alpha <= 1.0:
-        raise SrganError(f"--alpha must be in [0, 1], got {alpha}")
-    sa, sb = base.state_dict(), adv.state_dict()
-    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa) \
-            or base.output_mapping != adv.output_mapping:
-        raise SrganError("the two generators differ in architecture or output mapping; "
-                         "interpolation needs one fine-tuned from the other")
-    out = copy.deepcopy(base)
-    mixed = {k: torch.lerp(sa[k].float(), sb[k].float(), alpha).to(sa[k].dtype)
-             if sa[k].is_floating_point() else sb[k] for k in sa}
-    out.load_state_dict(mixed)
-    return out.eval()
 
 
 def parse_args(argv):

@@ -27,6 +27,8 @@ def parse_args(argv):
     p.add_argument("--model", choices=tuple(MODELS), default=None,
                    help=f"shipped generator (default: {DEFAULT_MODEL})")
     p.add_argument("--weights", help="generator weights file; overrides --model")
+    from ..detail import add_detail_argument
+    add_detail_argument(p)
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in LR pixels (default: from the memory budget; 0 = whole frame)")
     p.add_argument("--memory-budget", type=int, default=None, metavar="MiB",
@@ -80,11 +82,11 @@ def main(argv=None):
     args = parse_args(argv)
 
     def open_engine():
-        from ..checkpoints import model_weights
+        from ..detail import resolve_weights
         from ..engines import open_engine as _open
         from ..jobs.options import device_option
-        engine = _open(args.backend, args.precision, weights=model_weights(args.model, args.weights),
-                       **device_option(args))
+        engine = _open(args.backend, args.precision,
+                       weights=resolve_weights(args.model, args.weights, args.detail), **device_option(args))
         print(f"engine: {engine.describe()}", file=sys.stderr)
         return engine
 

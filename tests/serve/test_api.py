@@ -145,7 +145,7 @@ def test_tile_parameter_same_image(url):
 
 @pytest.mark.parametrize("query, says", [
     ("?format=gif", "format 'gif'"), ("?model=srgan9", "unknown model"), ("?tile=abc", "tile"),
-    ("?speed=11", "unknown query parameter 'speed'"), ("?detail=0.5", "detail is not available"),
+    ("?speed=11", "unknown query parameter 'speed'"), ("?detail=0.5", "model=nearest takes no detail"),
     ("?timeout=-1", "timeout")])
 def test_bad_options_are_400(url, query, says):
     assert says in error_of(post(url, png_bytes(noise(16, 16)), query), 400)

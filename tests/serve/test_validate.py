@@ -33,11 +33,23 @@ def test_options_defaults_and_checks():
     assert "finite" in status(options, detail="inf")[1]
 
 
-def test_detail_hook_accepts_the_offered_range():
-    levels = {"min": 0.0, "max": 1.0, "default": 1.0}
+def test_detail_takes_the_offered_levels_of_srgan_only():
+    from srgan_fast.serve.limits import EngineRecipe
+
+    recipe = EngineRecipe(models=MODELS, details=(0, 0.25, 1), default_detail=0.25)
+    levels = recipe.detail_info()
+    assert levels == {"min": 0.0, "max": 1.0, "default": 0.25, "levels": [0.0, 0.25, 1.0], "model": "srgan"}
     assert parse_options({"detail": "0.25"}, MODELS, "srgan", LIMITS, levels).detail == 0.25
-    with pytest.raises(ServiceError, match=r"detail must be in \[0, 1\]"):
-        parse_options({"detail": "1.5"}, MODELS, "srgan", LIMITS, levels)
+    assert parse_options({}, MODELS, "srgan", LIMITS, levels).detail is None
+    for bad in ("1.5", "0.5"):  # outside, or between the levels (each level is an engine)
+        with pytest.raises(ServiceError, match=r"one of the levels this service offers \(0, 0.25, 1\)"):
+            parse_options({"detail": bad}, MODELS, "srgan", LIMITS, levels)
+    with pytest.raises(ServiceError, match="model=srresnet takes no detail"):
+        parse_options({"detail": "1", "model": "srresnet"}, MODELS, "srgan", LIMITS, levels)
+    # engines: one per level, srgan at the default when a request names none
+    assert recipe.variants() == ["srresnet", "srgan@0", "srgan@0.25", "srgan@1"]
+    assert recipe.variant("srgan") == "srgan@0.25" and recipe.variant("srresnet") == "srresnet"
+    assert EngineRecipe(models=("srresnet",), details=(0.5,)).detail_info() is None
 
 
 def test_check_image_statuses():

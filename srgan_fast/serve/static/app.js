@@ -6,7 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 const EXT = { "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/tiff": "tif", "image/bmp": "bmp" };
-let info = null;       // GET v1/info: models, limits, detail range
+let info = null;       // GET v1/info: models, limits, detail levels
 let file = null;       // the chosen File
 let urls = [];         // object URLs to release on the next run
 
@@ -34,12 +34,21 @@ async function loadInfo() {
     o.selected = m === info.default_model;
     select.appendChild(o);
   }
-  if (info.detail) {  // offered only when the service can blend (GET v1/info says the range)
-    const d = $("detail");
-    d.min = info.detail.min; d.max = info.detail.max; d.value = info.detail.default;
-    $("detail-value").textContent = d.value;
-    show("detail-row", true);
+  if (info.detail) {  // the slider steps through the levels the service offers (GET v1/info)
+    const d = $("detail"), levels = info.detail.levels;
+    d.min = 0; d.max = levels.length - 1; d.step = 1;
+    d.value = Math.max(0, levels.indexOf(info.detail.default));
+    showDetail();
   }
+  select.addEventListener("change", showDetail);
+}
+
+function detailLevel() { return info.detail.levels[Number($("detail").value)]; }
+
+function showDetail() {  // detail blends srgan with srresnet: offered with the srgan model only
+  const on = Boolean(info && info.detail) && $("model").value === info.detail.model;
+  if (on) $("detail-value").textContent = detailLevel();
+  show("detail-row", on);
 }
 
 function choose(f) {
@@ -70,7 +79,7 @@ function upscale(event) {
 
   const query = new URLSearchParams({ model: $("model").value });
   if ($("format").value) query.set("format", $("format").value);
-  if (!$("detail-row").hidden) query.set("detail", $("detail").value);
+  if (!$("detail-row").hidden) query.set("detail", detailLevel());
   const form = new FormData();
   form.append("file", file, file.name);
 
@@ -143,5 +152,5 @@ drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " "
 $("file").addEventListener("change", (e) => choose(e.target.files[0]));
 $("options").addEventListener("submit", upscale);
 $("slider").addEventListener("input", (e) => setSlider(Number(e.target.value)));
-$("detail").addEventListener("input", (e) => { $("detail-value").textContent = e.target.value; });
+$("detail").addEventListener("input", showDetail);
 loadInfo();
