@@ -46,16 +46,23 @@ class EngineSpec:
     def on(self, device: str | None, threads: int | None) -> "EngineSpec":
         return replace(self, device=device, threads=threads)
 
-    def pinned(self) -> "EngineSpec":
+    def pin(self) -> tuple["EngineSpec", str]:
         """``auto`` decided once, here, for every worker: they all ask the same precision (the one
-        the manifest records as running), whichever machine of a cluster they land on."""
+        the manifest records as running), whichever machine of a cluster they land on. Returns
+        the pinned spec and the line that says the choice ('' when nothing was chosen)."""
         from ..precision import AUTO
 
         if self.precision != AUTO or self.artifact:
-            return self
+            return self, ""
         backend, precision, choice = self.choice()
-        say(f"engine: {backend} {precision} ({choice.line})")
-        return replace(self, precision=precision)
+        return replace(self, precision=precision), f"engine: {backend} {precision} ({choice.line})"
+
+    def pinned(self) -> "EngineSpec":
+        """``pin()``, saying the choice now."""
+        spec, line = self.pin()
+        if line:
+            say(line)
+        return spec
 
     def choice(self):
         """(backend, precision to ask, auto's ``Choice`` or None) for this spec on this machine."""
