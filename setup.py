@@ -12,9 +12,9 @@ setup(
               "srgan_fast.kernels", "srgan_fast.engines", "srgan_fast.serve"],
     package_dir={"srgan_fast": "srgan_fast", "srgan_fast.kernels": "kernels",
                  "srgan_fast.engines": "engines"},
-    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md"],
+    package_data={"srgan_fast": ["weights/*.safetensors", "weights/*.json", "weights/*.md",
+                                 "data/*.png"],  # the crops the parity and fp16 range checks run on
                   "srgan_fast.eval": ["niqe_pris_params.npz", "NIQE_PROVENANCE.md"],
-                  "srgan_fast.doctor": ["data/*.png"],  # the crops the parity checks run on
                   "srgan_fast.serve": ["static/*"]},  # the web page
     install_requires=[
         # A range, so a GPU box keeps its own CUDA build (e.g. 2.11); the README's install line

@@ -16,6 +16,9 @@ import torch
 from srgan_fast.hardware import has_module
 
 BASELINE = "torch-fp32"
+# What a command runs without --backend or --precision: the auto backend at precision auto.
+DEFAULT = "default-auto"
+DEFAULT_LABEL = "default (auto)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ CPU_CASES = [
     _c("openvino-fp32", "openvino", "fp32", "OpenVINO fp32"),
     _c("openvino-bf16", "openvino", "bf16", "OpenVINO bf16"),
     _c("openvino-int8", "openvino", "int8", "OpenVINO int8"),
+    _c(DEFAULT, "auto", "auto", DEFAULT_LABEL),
     _c("tensorrt-fp16", "tensorrt", "fp16", "TensorRT fp16"),
     _c("tensorrt-int8", "tensorrt", "int8", "TensorRT int8"),
 ]
@@ -63,6 +67,7 @@ GPU_CASES = [
     _c("openvino-int8", "openvino", "int8", "OpenVINO int8"),
     _c("tensorrt-fp16", "tensorrt", "fp16", "TensorRT fp16"),
     _c("tensorrt-int8", "tensorrt", "int8", "TensorRT int8"),
+    _c(DEFAULT, "auto", "auto", DEFAULT_LABEL),
 ]
 
 # Sizes as (batch, LR height, LR width). 270x480 -> 1080p output, 540x960 -> 4K output.
@@ -74,8 +79,8 @@ GPU_SIZES = [(1, 270, 480), (8, 270, 480), (1, 540, 960), (4, 540, 960)]
 QUICK_SIZES = [(1, 128, 128), (1, 270, 480)]
 QUICK_CASES = {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "onnxruntime-fp32",
                "openvino-fp32", "openvino-bf16", "openvino-int8", "triton-fp32",
-               "tensorrt-fp16", "tensorrt-int8"}
-QUICK_LARGE = {"torch-fp32", "torch-bf16-cl", "openvino-fp32", "openvino-bf16", "openvino-int8"}
+               "tensorrt-fp16", "tensorrt-int8", DEFAULT}
+QUICK_LARGE = {"torch-fp32", "torch-bf16-cl", "openvino-fp32", "openvino-bf16", "openvino-int8", DEFAULT}
 QUICK_LEFT_OUT = "not in the --quick set (torch.compile spends ~30 s compiling each new shape)"
 
 
@@ -175,16 +180,20 @@ def open_case(case: Case, weights: str, device: str, sizes=None, threads: int | 
     try:
         if case.backend == "compile":
             return CompiledTorchEngine(weights, case.precision, device, **case.options)
-        from srgan_fast.engines import open_engine
+        from srgan_fast.engines import default_backend, open_engine
 
         options = dict(case.options)
-        shapes = shape_profile(sizes) if case.backend in ("openvino", "onnxruntime", "tensorrt") else None
+        # The default case: the backend auto picks, on the device it picks (as a command does).
+        backend = default_backend() if case.backend == "auto" else case.backend
+        shapes = shape_profile(sizes) if backend in ("openvino", "onnxruntime", "tensorrt") else None
         if shapes:
             options["shapes"] = shapes
-        if threads and device == "cpu" and case.backend in ("openvino", "onnxruntime"):
+        if threads and device == "cpu" and backend in ("openvino", "onnxruntime"):
             options["threads"] = threads
+        if case.backend == "auto" and backend in ("openvino", "onnxruntime"):
+            return open_engine(backend, case.precision, weights=weights, **options)
         try:
-            return open_engine(case.backend, case.precision, weights=weights, device=device, **options)
+            return open_engine(backend, case.precision, weights=weights, device=device, **options)
         except TypeError as e:
             if "device" not in str(e):
                 raise

@@ -273,7 +273,7 @@ def measure(run, args, device, base, case_plan, sizes, tmp, timeout) -> None:
 
 def pipelines(args, device, base, case_plan, sizes, tmp, timeout):
     """Image (and video, when available) pipeline for the baseline and the default engine."""
-    ids = ["torch-fp32", "openvino-bf16"] if device == "cpu" else ["torch-fp16-cl", "tensorrt-fp16"]
+    ids = ["torch-fp32" if device == "cpu" else "torch-fp16-cl", B.DEFAULT]
     by_id = {c.id: (c, r) for c, _, r in case_plan}
     if args.pipeline_size:
         h, w = B.parse_sizes(args.pipeline_size)[0][1:]

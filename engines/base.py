@@ -37,6 +37,7 @@ class Engine:
     name: str = "engine"          # backend: torch, triton, openvino, onnxruntime, tensorrt
     precision: str = "fp32"       # the precision that actually runs (not only the one asked)
     requested_precision: str = "fp32"
+    precision_choice: str = ""    # for "auto": what was chosen and why (precision.Choice.line)
     device: str = "cpu"           # human-readable device description
     torch_device: torch.device = torch.device("cpu")
     shapes: ShapeRange = ShapeRange()
@@ -60,8 +61,18 @@ class Engine:
         raise NotImplementedError
 
     def info(self) -> dict:
-        return {"backend": self.name, "precision": self.precision,
-                "requested_precision": self.requested_precision, "device": self.device}
+        d = {"backend": self.name, "precision": self.precision,
+             "requested_precision": self.requested_precision, "device": self.device}
+        if self.precision_choice:
+            d["precision_choice"] = self.precision_choice
+        return d
+
+    def describe(self) -> str:
+        """One line for the start of a run: backend, the precision that runs and why (auto's
+        choice, or the precision asked when it differs), device."""
+        why = f" ({self.precision_choice})" if self.precision_choice else \
+            "" if self.requested_precision == self.precision else f" (asked {self.requested_precision})"
+        return f"{self.name} {self.precision}{why} on {self.device}"
 
     def close(self) -> None:
         """Release backend resources (GPU buffers, contexts). Safe to call twice."""

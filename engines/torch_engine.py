@@ -25,7 +25,10 @@ class TorchEngine(Engine):
         from srgan_fast.model import fold_bn, receptive_field_radius
 
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.plan = plan("torch", precision, str(dev))  # int8: one error line naming the backends that can
+        from srgan_fast.fp16_range import fits
+
+        # int8: one error line naming the backends that can; auto: fp16 on a GPU only where it fits
+        self.plan = plan("torch", precision, str(dev), fp16_fits=lambda: fits(generator))
         self.requested_precision = precision
         self.precision = self.plan.runs
         self.torch_device = dev

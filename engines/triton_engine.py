@@ -68,10 +68,12 @@ class TritonEngine(Engine):
 
     def __init__(self, generator, precision: str = "fp32", device: str | None = None, log=None,
                  progress: bool = True):
+        from srgan_fast.fp16_range import fits
         from srgan_fast.precision import plan
 
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.plan = plan("triton", precision, str(dev))  # int8 and unknown names: one error line
+        # int8 and unknown names: one error line; auto: fp16 on a GPU only where the model fits
+        self.plan = plan("triton", precision, str(dev), fp16_fits=lambda: fits(generator))
         self.k = _import_kernels(dev)
         self.requested_precision = precision
         self.precision = self.plan.runs

@@ -57,6 +57,16 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def gpu_has_bf16(device: str = "cuda") -> bool:
+    """bf16 arithmetic on this CUDA GPU (Ampere, compute capability 8.0, and later)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    idx = torch.device(device).index or 0
+    return torch.cuda.get_device_capability(idx) >= (8, 0)
+
+
 def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 

@@ -66,12 +66,11 @@ def open_engine_from_args(args):
     else:
         from .detail import resolve_weights
         from .jobs.options import device_option
-        engine = engines.open_engine(args.backend or "auto", args.precision or "fp32",
+        from .precision import DEFAULT_PRECISION
+        engine = engines.open_engine(args.backend or "auto", args.precision or DEFAULT_PRECISION,
                                      weights=resolve_weights(args.model, args.weights, args.detail),
                                      **device_option(args))
-    asked = "" if engine.requested_precision == engine.precision else \
-        f" (asked {engine.requested_precision})"
-    print(f"engine: {engine.name} {engine.precision}{asked} on {engine.device}", file=sys.stderr)
+    print(f"engine: {engine.describe()}", file=sys.stderr)
     return engine
 
 
@@ -79,7 +78,7 @@ def _check_engine_matches(args, engine) -> None:
     wrong = []
     if args.backend not in (None, "auto", engine.name):
         wrong.append(f"--backend {args.backend} (the artifact runs {engine.name})")
-    if args.precision not in (None, engine.precision, engine.requested_precision):
+    if args.precision not in (None, "auto", engine.precision, engine.requested_precision):
         wrong.append(f"--precision {args.precision} (the artifact runs {engine.precision})")
     if wrong:
         engine.close()
@@ -103,10 +102,10 @@ def parse_args(argv):
     p.add_argument("--backend", default=None, choices=("auto",) + engines.BACKENDS,
                    help="auto: TensorRT on an NVIDIA GPU, else OpenVINO on the CPU "
                         "(default: auto; with --engine: the artifact's)")
-    from .precision import PRECISIONS
-    p.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help="arithmetic the engine runs; a CPU without fp16 runs the nearest it has and "
-                        "says so (default: fp32; with --engine: the artifact's)")
+    from .precision import AUTO_HELP, CHOICES
+    p.add_argument("--precision", default=None, choices=CHOICES,
+                   help=f"arithmetic the engine runs. {AUTO_HELP} (default: auto; with --engine: "
+                        f"the artifact's)")
     p.add_argument("--engine", help="a built engine artifact (python -m srgan_fast.build); fixes the "
                                     "weights, backend and precision (default: none)")
     p.add_argument("--model", choices=tuple(MODELS), default=None,

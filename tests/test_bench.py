@@ -75,6 +75,15 @@ def test_selection_keeps_baseline_first_and_parses_sizes():
         B.parse_sizes("1x2x3x4")
 
 
+def test_the_default_case_is_in_every_suite_and_the_quick_set():
+    """A "default (auto)" row beside fp32/bf16/int8: what a command runs with no flags."""
+    for device in ("cpu", "cuda"):
+        (case,) = [c for c in B.cases_for(device) if c.id == B.DEFAULT]
+        assert (case.backend, case.precision, case.title) == ("auto", "auto", "default (auto)")
+        assert B.static_skip(case, device) is None
+    assert B.DEFAULT in B.QUICK_CASES and B.DEFAULT in B.QUICK_LARGE
+
+
 def test_static_skips_on_cpu():
     by_id = {c.id: c for c in B.cases_for("cpu")}
     assert "interpreter" in B.static_skip(by_id["triton-fp32"], "cpu")

@@ -25,7 +25,7 @@ def test_shipped_weights_golden(model, name):
     weights = MODELS[model]
     if not weights.is_file():
         pytest.skip(f"shipped {model} weights missing: {weights}")
-    engine = TorchEngine(load_generator(weights))
+    engine = TorchEngine(load_generator(weights), precision="fp32")  # the reference, explicitly: not auto
     lr = read_image(DATA / f"{name}.png").rgb[None]
     with torch.no_grad():
         out = to_uint8(engine(lr)[0]).permute(1, 2, 0).numpy()

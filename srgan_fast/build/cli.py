@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..errors import HelpFormatter, cli
-from ..precision import PRECISIONS
+from ..precision import AUTO_HELP, CHOICES, DEFAULT_PRECISION
 
 DESCRIPTION = "Build an inference artifact: ``python -m srgan_fast.build --precision fp16``."
 
@@ -16,8 +16,8 @@ def parse_args(argv):
 
     p = argparse.ArgumentParser(prog="python -m srgan_fast.build", description=DESCRIPTION,
                                 formatter_class=HelpFormatter)
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="precision to build (a target that cannot run it says what runs instead)")
+    p.add_argument("--precision", choices=CHOICES, default=DEFAULT_PRECISION,
+                   help=f"precision to build. {AUTO_HELP}")
     p.add_argument("--target", choices=("auto", "tensorrt", "openvino", "onnxruntime"), default="auto",
                    help="auto: TensorRT with a CUDA GPU and tensorrt installed, else OpenVINO on the CPU")
     p.add_argument("--model", choices=tuple(MODELS), default=None,

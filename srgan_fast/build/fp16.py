@@ -12,13 +12,11 @@ import numpy as np
 import torch
 
 from ..errors import SrganError
+# Layers whose calibration range exceeds FP16_SAFE_LIMIT stay fp32: a 4x margin (two binades below
+# fp16's maximum) covers brighter or busier content than was seen. One home: ``fp16_range``.
+from ..fp16_range import FP16_MAX, FP16_SAFE_LIMIT
 from .export import INPUT_NAME, OUTPUT_NAME, need, ort_session, set_metadata
 
-FP16_MAX = 65504.0
-# Layers whose calibration range exceeds this stay fp32. Activations of this network scale about
-# linearly with input contrast, and calibration images never show the worst frame: a 4x margin
-# (two binades below fp16's maximum) covers brighter or busier content than was seen.
-FP16_SAFE_LIMIT = FP16_MAX / 4
 # Ops the low-precision conversion knows: every float input of these shares one dtype.
 _LOWP_OPS = {"Conv", "PRelu", "Add", "Sub", "Mul", "Div", "Clip", "DepthToSpace", "Identity",
              "Relu", "LeakyRelu", "Tanh", "Sigmoid"}

@@ -246,9 +246,12 @@ def build(spec: BuildSpec, folder: Path, key: str, log, replace: bool = False) -
 def ensure_artifact(weights=None, precision: str = "fp32", target: str = "auto", shapes=None, calib=None,
                     out=None, device: str | None = None, strict: bool = False, rebuild: bool = False,
                     log=None, model: str | None = None, detail: float | None = None) -> ArtifactRecord:
-    """The artifact for these inputs: loaded from the cache when present and intact, else built."""
+    """The artifact for these inputs: loaded from the cache when present and intact, else built.
+    ``precision`` ``auto``: the artifact of the precision the policy picks (said in the log)."""
     log = log or _log_default
     spec = make_spec(weights, precision, target, shapes, calib, device, strict, model, detail)
+    if spec.choice is not None:
+        log(f"precision {spec.precision} ({spec.choice.line})")
     key = spec.key()
     folder = cache.cache_dir(out) / f"{spec.target}-{spec.precision}-{key[:16]}"
     if folder.exists() and not rebuild:

@@ -3,6 +3,8 @@
 ``BuildSpec.key()`` hashes every input that changes the artifact (weights, model name, target,
 precision, device identity, library versions, shapes, calibration identity), so changing any of
 them gives a new cache folder and a fresh build; an old folder is simply never looked up.
+``auto`` is resolved first (``precision.resolve``), so the key, the folder name and the sidecar
+hold the precision actually built, and ``auto`` shares the artifact of that precision.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from ..artifact import DEFAULT_SHAPES, FORMAT_VERSION, TARGETS, ShapeProfile, environment, parse_shapes, \
     target_device
 from ..errors import SrganError
-from ..precision import Plan, plan
+from ..precision import Choice, Plan, plan, resolve
 
 
 def resolve_target(target: str = "auto") -> str:
@@ -97,6 +99,7 @@ class BuildSpec:
     calib: Path | None
     strict: bool = False
     env: dict = field(default_factory=dict)
+    choice: Choice | None = None   # how ``auto`` chose the precision (None: it was asked)
 
     @property
     def precision(self) -> str:  # asked
@@ -124,6 +127,11 @@ def make_spec(weights=None, precision: str = "fp32", target: str = "auto", shape
               detail: float | None = None) -> BuildSpec:
     target = resolve_target(target)
     device = target_device(target, device)
+    from ..fp16_range import fits
+
+    # the generator actually built (a --detail blend included); loaded only where it decides (a GPU)
+    precision, choice = resolve(target, precision, device,
+                                lambda: fits(ModelRef.resolve(weights, model, detail).generator()))
     the_plan = plan(target, precision, device)  # an impossible combination fails here, in one line
     if calib is not None and not uses_calibration(precision):
         raise SrganError(f"--calib is used by fp16 and int8 builds only (calibration sets INT8 scales and "
@@ -139,4 +147,4 @@ def make_spec(weights=None, precision: str = "fp32", target: str = "auto", shape
         env["calib"] = _calib_fingerprint(calib) if calib is not None else f"default-{calibration_source()}"
     return BuildSpec(model=ref, target=target, plan=the_plan, device=device, shapes=shapes or DEFAULT_SHAPES,
                      shapes_given=shapes is not None, calib=Path(calib) if calib else None, strict=strict,
-                     env=env)
+                     env=env, choice=choice)

@@ -60,13 +60,14 @@ def resolve_device(asked: str) -> str:
 def parse_args(argv):
     from ..checkpoints import DEFAULT_MODEL, MODELS
     from ..engines import BACKENDS
-    from ..precision import PRECISIONS
+    from ..precision import CHOICES
 
     p = argparse.ArgumentParser(prog="python -m srgan_fast.doctor", description=DESCRIPTION,
                                 formatter_class=HelpFormatter)
     p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (auto: cuda:0 when a GPU is visible)")
     p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backends to check")
-    p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated precisions to ask for")
+    p.add_argument("--precisions", default=",".join(CHOICES),
+                   help="comma-separated precisions to ask for (auto: what every command runs by default)")
     p.add_argument("--model", choices=tuple(MODELS), default=None,
                    help=f"shipped generator to check (default: {DEFAULT_MODEL}; --weights overrides)")
     p.add_argument("--weights", default=None, help="generator weights file (default: the --model weights)")
@@ -93,7 +94,7 @@ def parse_args(argv):
     if args.timeout is not None and not args.timeout > 0:
         raise SrganError(f"--timeout: want a positive number of seconds, got {args.timeout:g}")
     args.backends = _names(args.backends, BACKENDS, "backends")
-    args.precisions = _names(args.precisions, PRECISIONS, "precisions")
+    args.precisions = _names(args.precisions, CHOICES, "precisions")
     return args
 
 

@@ -1,7 +1,8 @@
 """The doctor's pictures: real pixels shipped inside the package, so a pip-installed doctor checks
 parity anywhere without the test data or the SR datasets.
 
-``data/`` holds two crops of the LR test images (tests/data/butterfly_lr.png and baby_lr.png,
+``srgan_fast/data/`` (``fp16_range.DATA``, shared with the fp16 range check of ``--precision
+auto``) holds two crops of the LR test images (tests/data/butterfly_lr.png and baby_lr.png,
 Set5/Set14 LR), at odd sizes on purpose: odd heights and widths are where padding, pixel
 shuffle and tiling off-by-ones show. The tiling frame is the butterfly crop beside its mirror
 image, wide enough that the inner tiles really are cut out of the frame (a tile plus twice the
@@ -10,12 +11,10 @@ the time does not depend on the content.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-DATA = Path(__file__).parent / "data"
-CROPS = ("butterfly_47x61.png", "baby_31x29.png")
+from srgan_fast.fp16_range import CROPS, DATA
+
 # The Triton interpreter does ~0.2 GFLOP/s: a 7x9 crop is 0.28 GFLOP through the generator, ~1.5 s a call.
 TINY = (7, 9)
 TILING_ROWS, TILING_TILE = 31, 31  # frame 31 x 121 LR pixels, cut in 31-pixel tiles along its width

@@ -13,44 +13,16 @@ in, as every engine runs it). The verdict per row:
   layers pass when the build kept layers fp32, and fail when it kept none;
 - bf16 has fp32's exponent: it fails only on an infinite or NaN activation;
 - fp32 and int8 runs: not applicable (INT8 activations are scaled by their quantizers).
+``layer_ranges`` is the core's (``fp16_range``), which ``--precision auto`` asks on a GPU too.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 
 from srgan_fast.engines import ARTIFACT_BACKENDS
+from srgan_fast.fp16_range import layer_ranges  # noqa: F401 - the per-layer ranges live in the core
 
 LIMITS = {"fp16": float(torch.finfo(torch.float16).max), "bf16": float(torch.finfo(torch.bfloat16).max)}
-
-
-@torch.inference_mode()
-def layer_ranges(generator, images: list[torch.Tensor]) -> list[tuple[str, float]]:
-    """[(layer, largest |activation|)] in forward order over ``images``, BN folded. Layers: every
-    conv and PReLU, each residual block's sum, and the long skip's sum (``body + head``)."""
-    from srgan_fast.model import ResidualBlock, fold_bn
-
-    g = fold_bn(generator)
-    peaks: dict[str, float] = {}
-
-    def record(name, value):
-        v = float(value.detach().abs().amax()) if value.numel() else 0.0
-        peaks[name] = max(peaks.get(name, 0.0), v if math.isfinite(v) else math.inf)
-
-    hooks = []
-    for name, m in g.named_modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.PReLU)) or isinstance(m, ResidualBlock):
-            label = f"{name} (sum)" if isinstance(m, ResidualBlock) else name
-            hooks.append(m.register_forward_hook(lambda _m, _i, out, label=label: record(label, out)))
-    hooks.append(g.upsample.register_forward_pre_hook(lambda _m, inp: record("body + head (sum)", inp[0])))
-    try:
-        for x in images:
-            g(x.float())
-    finally:
-        for h in hooks:
-            h.remove()
-    return list(peaks.items())
 
 
 def _formats(asked: str, runs: str) -> list[str]:

@@ -59,7 +59,8 @@ FIELDS = [
     ("peaks", "{precision: {tflops, method[, estimated]}}: the measured peak (large matmul) per precision; "
               "{} with --no-peak"),
     ("rows[].backend", "torch, triton, openvino, onnxruntime or tensorrt"),
-    ("rows[].asked", "precision asked; null for a backend that cannot run here at all"),
+    ("rows[].asked", "precision asked (auto: what the commands run by default; runs says what it chose); "
+                     "null for a backend that cannot run here at all"),
     ("rows[].runs", "precision that ran (what the engine reports), null when it did not open"),
     ("rows[].status", '"ok", "FAIL" or "skip"'),
     ("rows[].reason", "one line: why skipped, what failed, or the error"),

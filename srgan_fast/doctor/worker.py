@@ -40,19 +40,21 @@ def _one_line(e: BaseException) -> str:
 def _open(spec: dict, asked: str, log):
     """(engine, artifact info or None): artifact backends through the build's cache (built when
     missing, checked when cached), the eager ones from the weights."""
-    from srgan_fast.engines import open_engine, open_record
+    from srgan_fast.engines import auto_precision, mark_auto, open_engine, open_record
+    from srgan_fast.precision import AUTO
 
     backend, device, weights = spec["backend"], spec["device"], spec["weights"]
     if backend in ARTIFACT_BACKENDS:
         from srgan_fast.build.pipeline import ensure_artifact
         from srgan_fast.build.spec import uses_calibration
 
-        calib = spec.get("calib") if uses_calibration(asked) else None  # the build reads it for these only
-        record = ensure_artifact(weights, asked, backend, calib=calib, out=spec.get("cache"), device=device,
+        precision, choice = auto_precision(backend, device, weights) if asked == AUTO else (asked, None)
+        calib = spec.get("calib") if uses_calibration(precision) else None  # the build reads it for these only
+        record = ensure_artifact(weights, precision, backend, calib=calib, out=spec.get("cache"), device=device,
                                  rebuild=bool(spec.get("rebuild")), log=log)
         artifact = {"path": str(record.path), "built": record.built,
                     "build_seconds": record.sidecar.get("build_seconds"), "shapes": str(record.shapes)}
-        return open_record(record), artifact
+        return mark_auto(open_record(record), choice), artifact
     options = {"device": device}
     if backend == "triton":
         options.update(log=log, progress=False)
@@ -61,9 +63,10 @@ def _open(spec: dict, asked: str, log):
 
 def _note(engine) -> str:
     plan = getattr(engine, "plan", None)
-    if plan is not None:
-        return plan.note
-    return (getattr(engine, "sidecar", None) or {}).get("precision_note", "")
+    note = plan.note if plan is not None else (getattr(engine, "sidecar", None) or {}).get("precision_note", "")
+    if engine.precision_choice and not note.startswith(engine.precision_choice):
+        note = f"{engine.precision_choice}; {note}" if note else engine.precision_choice
+    return note
 
 
 def _pycuda_check(artifact: dict, engine, crops) -> dict:

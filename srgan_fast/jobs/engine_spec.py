@@ -10,7 +10,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class EngineSpec:
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str = "fp32"            # as asked: "auto" is resolved where the engine opens
     weights: str | None = None         # weights file (None: the shipped default)
     detail: float | None = None        # --detail of the shipped srgan: made again where missing
     artifact: str | None = None        # a built artifact (--engine) instead of backend+weights
@@ -30,8 +30,10 @@ class EngineSpec:
         path = Path(artifact or weights)
         if not path.exists():       # before any worker starts: one line, not one per worker
             raise SrganError(f"{path}: no such {'engine artifact' if artifact else 'weights file'}")
-        return cls(backend=args.backend or "auto", precision=args.precision or "fp32", weights=weights,
-                   detail=detail, artifact=str(artifact) if artifact else None)
+        from ..precision import DEFAULT_PRECISION
+
+        return cls(backend=args.backend or "auto", precision=args.precision or DEFAULT_PRECISION,
+                   weights=weights, detail=detail, artifact=str(artifact) if artifact else None)
 
     def weights_here(self) -> str | None:
         """The weights file in this process: a --detail blend lives in the cache of the machine
@@ -44,12 +46,69 @@ class EngineSpec:
     def on(self, device: str | None, threads: int | None) -> "EngineSpec":
         return replace(self, device=device, threads=threads)
 
+    def pin(self) -> tuple["EngineSpec", str]:
+        """``auto`` decided once, here, for every worker: they all ask the same precision (the one
+        the manifest records as running), whichever machine of a cluster they land on. Returns
+        the pinned spec and the line that says the choice ('' when nothing was chosen)."""
+        from ..precision import AUTO
+
+        if self.precision != AUTO or self.artifact:
+            return self, ""
+        backend, precision, choice = self.choice()
+        return replace(self, precision=precision), f"engine: {backend} {precision} ({choice.line})"
+
+    def pinned(self) -> "EngineSpec":
+        """``pin()``, saying the choice now."""
+        spec, line = self.pin()
+        if line:
+            say(line)
+        return spec
+
+    def choice(self):
+        """(backend, precision to ask, auto's ``Choice`` or None) for this spec on this machine."""
+        from .. import engines
+        from ..fp16_range import fits
+        from ..precision import resolve
+
+        backend = engines.default_backend() if self.backend == "auto" else self.backend
+        device = engines.engine_device(backend, self.device)
+        precision, choice = resolve(backend, self.precision, device, lambda: fits(self.weights_here()))
+        return backend, precision, choice
+
+    def runs(self) -> str:
+        """The precision that runs (not the one asked: ``auto``, or fp16 on a CPU, name another)."""
+        if self.artifact:
+            from ..artifact import read_record
+
+            return read_record(self.artifact).precision
+        from .. import engines
+        from ..precision import plan
+
+        backend, precision, _ = self.choice()
+        return plan(backend, precision, engines.engine_device(backend, self.device)).runs
+
+    def same_precision(self, recorded) -> bool:
+        """Whether parts made at ``recorded`` (a manifest's precision: what ran; manifests made
+        before ``auto`` hold what was asked) are what this spec runs, so a resume may keep them."""
+        if self.artifact:          # its file's sha256 (model_sha256) fixes the precision it runs
+            return True
+        from .. import engines
+        from ..errors import SrganError
+        from ..precision import plan
+
+        backend = engines.default_backend() if self.backend == "auto" else self.backend
+        try:
+            return plan(backend, recorded, engines.engine_device(backend, self.device)).runs == self.runs()
+        except (SrganError, TypeError):
+            return False
+
     def identity(self) -> dict:
-        """What about the engine changes the output bytes (for a job's manifest)."""
+        """What about the engine changes the output bytes (for a job's manifest): the precision
+        is the one that runs, so ``auto`` is recorded as what it chose here."""
         from ..digest import file_sha256
 
         path = self.artifact or self.weights
-        ident = {"backend": self.backend, "precision": self.precision}
+        ident = {"backend": self.backend, "precision": self.runs()}
         if path and Path(path).is_file():
             ident["model_sha256"] = file_sha256(path)
             from ..checkpoints import model_name
@@ -69,7 +128,7 @@ class EngineSpec:
             return
         from ..build.pipeline import ensure_artifact
 
-        ensure_artifact(self.weights_here(), self.precision, backend)
+        ensure_artifact(self.weights_here(), self.choice()[1], backend)
 
     def open(self):
         """Open the engine in this process, with its device and thread count."""

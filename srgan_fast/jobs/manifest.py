@@ -44,12 +44,14 @@ class Manifest:
 
     @classmethod
     def open(cls, work: Path, source: dict, settings: dict, segments: list, restart: bool,
-             output: str = ""):
+             output: str = "", same: dict | None = None):
         """Resume the job in ``work`` or start a new one; returns (manifest, resumed).
 
         A folder that is not ours is refused, ``restart`` or not; a job whose source or settings
         differ, or whose manifest is damaged, is refused (one line naming --restart) unless
-        ``restart``, which deletes the job's own files only."""
+        ``restart``, which deletes the job's own files only. ``same``: {setting: test(recorded)}
+        for settings whose recorded value may differ and still mean the same output (the
+        precision: manifests before ``auto`` recorded the one asked, now the one that runs)."""
         output = output or work.name[:-len(".parts")]
         found = workdir.inspect(work, restart)
         data = {"made_by": MARKER, "version": VERSION, "output": output,
@@ -64,7 +66,7 @@ class Manifest:
                 if why:
                     raise SrganError(f"{work / workdir.MANIFEST}: damaged ({why}); run again "
                                      f"with --restart to start over")
-                if changed := _difference(found.data, data):
+                if changed := _difference(found.data, data, same or {}):
                     raise SrganError(f"{work}: holds parts of a job with {changed}; run again "
                                      f"with --restart to start over")
                 data["done"], resumed = found.data["done"], True
@@ -115,12 +117,12 @@ class Manifest:
         workdir.finish(self.work, self.data["made_folder"], log)
 
 
-def _difference(old: dict, new: dict) -> str:
+def _difference(old: dict, new: dict, same: dict) -> str:
     if old["source"] != new["source"]:
         return "another source file (its size or video changed)"
     a, b = old["settings"], new["settings"]
     diff = [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if a.get(k) != b.get(k)]
+            if a.get(k) != b.get(k) and not (k in same and k in a and same[k](a[k]))]
     if diff:
         return "other settings (" + ", ".join(diff[:3]) + ")"
     if old["segments"] != new["segments"]:

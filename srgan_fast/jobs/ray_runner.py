@@ -103,6 +103,8 @@ def _held_stderr():
 
 
 class RayRunner:
+    announce = ""       # the engine line (auto's choice), said once the cluster is reached
+
     def __init__(self, spec, address: str, actors: int | None = None, timeout: float = 60.0):
         self.spec, self.address, self.actors, self.timeout = spec, address, actors, timeout
         if address != "local":
@@ -157,6 +159,8 @@ class RayRunner:
             else:
                 ray = connect(self.address, self.timeout)
                 stack.callback(ray.shutdown)
+            if self.announce:
+                say(self.announce)
             self._run(ray, items, on_done, bar, local)
 
     def _run(self, ray, items, on_done, bar, local=None) -> None:

@@ -36,19 +36,38 @@ def make_runner(args, open_engine, spec=None):
     if devices and workers == 1:            # --devices cuda:0,cuda:1: one worker per device
         workers = len(device_list(devices))
     ray_address = getattr(args, "ray", None)
+    chosen = ""
     if ray_address or workers > 1:
-        spec = spec or EngineSpec.from_args(args)
+        spec, chosen = (spec or EngineSpec.from_args(args)).pin()   # auto: one choice for every worker
         spec.prepare()
     if ray_address:
         from .options import DEFAULT_RAY_TIMEOUT
         from .ray_runner import RayRunner
-        return RayRunner(spec or EngineSpec.from_args(args), ray_address,
-                         None if workers == 1 else workers,
-                         timeout=getattr(args, "ray_timeout", None) or DEFAULT_RAY_TIMEOUT)
+        runner = RayRunner(spec or EngineSpec.from_args(args), ray_address,
+                           None if workers == 1 else workers,
+                           timeout=getattr(args, "ray_timeout", None) or DEFAULT_RAY_TIMEOUT)
+        runner.announce = chosen     # said once connected: a cluster that is not there stays one line
+        return runner
     if workers > 1:
         from .pool import PoolRunner
-        return PoolRunner(spec or EngineSpec.from_args(args), worker_slots(workers, devices))
+        return _saying(PoolRunner(spec or EngineSpec.from_args(args), worker_slots(workers, devices)), chosen)
     if devices:
         spec = (spec or EngineSpec.from_args(args)).on(device_list(devices)[0], None)
-        return InlineRunner(spec.open)
+        return InlineRunner(lambda: _said(spec.open()))
     return InlineRunner(open_engine)
+
+
+def _saying(runner, line: str):
+    if line:
+        from .engine_spec import say
+
+        say(line)
+    return runner
+
+
+def _said(engine):
+    """The engine line at the start of a run in this process (as ``upscale`` prints it)."""
+    from .engine_spec import say
+
+    say(f"engine: {engine.describe()}")
+    return engine

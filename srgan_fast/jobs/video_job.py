@@ -39,8 +39,9 @@ def plan_job(src: Path, opts: VideoOptions, seconds: float, index=None):
 
 
 def run_segmented(src, dst, opts: VideoOptions, seconds: float, runner, engine_identity: dict,
-                  *, restart: bool = False, keep_parts: bool = False, index=None) -> dict:
-    """Upscale ``src`` into ``dst`` in segments of at least ``seconds`` with ``runner``."""
+                  *, restart: bool = False, keep_parts: bool = False, index=None, same=None) -> dict:
+    """Upscale ``src`` into ``dst`` in segments of at least ``seconds`` with ``runner``.
+    ``same``: equivalent recorded settings, as for ``Manifest.open``."""
     src, dst = Path(src), Path(dst)
     if dst.suffix.lower() == ".avi":
         raise SrganError(f"{dst}: AVI keeps no timestamps to join parts by; use "
@@ -54,7 +55,7 @@ def run_segmented(src, dst, opts: VideoOptions, seconds: float, runner, engine_i
     segments = plan_job(src, opts, seconds, index)
     manifest, existed = Manifest.open(work, fingerprint(src, index),
                                       job_settings(opts, engine_identity, seconds, dst),
-                                      segments, restart, dst.name)
+                                      segments, restart, dst.name, same)
     done = manifest.verified()
     if existed:
         say(f"resuming: {len(done)} of {len(segments)} segments already done")
@@ -132,4 +133,5 @@ def run_from_args(args, opts: VideoOptions, open_engine) -> dict | None:
     runner = make_runner(args, open_engine, spec)
     return run_segmented(src, dst, opts, seconds, runner, spec.identity(),
                          restart=getattr(args, "restart", False),
-                         keep_parts=getattr(args, "keep_parts", False), index=index)
+                         keep_parts=getattr(args, "keep_parts", False), index=index,
+                         same={"precision": spec.same_precision})

@@ -44,8 +44,9 @@ def parse_args(argv):
                    help="upscaling replicas (default: one per GPU, else 1 using every CPU core)")
     p.add_argument("--backend", default="auto", choices=("auto",) + engines.BACKENDS,
                    help="engine backend, as for upscale")
-    p.add_argument("--precision", default=getattr(precision, "DEFAULT_PRECISION", "fp32"),
-                   choices=precision.PRECISIONS, help="engine precision, as for upscale")
+    p.add_argument("--precision", default=precision.DEFAULT_PRECISION,
+                   choices=precision.CHOICES, help="engine precision, as for upscale (auto: bf16 on a CPU "
+                                                   "with native bf16, fp16 on a GPU where the model fits, else fp32)")
     p.add_argument("--model", default=DEFAULT_MODEL, choices=tuple(MODELS),
                    help="model for requests that do not name one (?model=)")
     p.add_argument("--models", default=",".join(MODELS), metavar="LIST",
@@ -131,6 +132,7 @@ def main(argv=None):
         say(f"warning: listening on {args.host}: anyone who can reach this machine can use the service")
     started, running = False, False
     try:
+        recipe = recipe.pinned()  # auto: decided once here, for every replica, and said
         recipe.prepare()  # artifacts are built once here, not by every replica
         started = start_ray(args.address, num_cpus=None if args.address else cpu_count())
         for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which sets its own SIGTERM handler

@@ -10,7 +10,7 @@ ships them to the replicas.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import SrganError
 from ..image.read import MAX_INPUT_PIXELS
@@ -123,6 +123,13 @@ class EngineRecipe:
         weights = resolve_weights(model, None, float(detail) if detail else None)
         return EngineSpec(backend=self.backend, precision=self.precision, weights=str(weights),
                           detail=float(detail) if detail else None, threads=self.threads)
+
+    def pinned(self) -> "EngineRecipe":
+        """``auto`` decided once, before the replicas start (and said in one line), so every
+        replica runs the same precision."""
+        if self.opener is not None:
+            return self
+        return replace(self, precision=self._spec(self.variant(self.default_model)).pinned().precision)
 
     def prepare(self) -> None:
         """Build the CPU backends' artifacts once, before the replicas start (each would

@@ -21,9 +21,9 @@ def parse_args(argv):
     p.add_argument("--backend", default="auto", choices=("auto",) + engines.BACKENDS,
                    help="inference backend (default: %(default)s)")
     from ..checkpoints import DEFAULT_MODEL, MODELS
-    from ..precision import PRECISIONS
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="precision asked of the engine (default: %(default)s)")
+    from ..precision import AUTO_HELP, CHOICES, DEFAULT_PRECISION
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=CHOICES,
+                   help=f"precision asked of the engine. {AUTO_HELP} (default: %(default)s)")
     p.add_argument("--model", choices=tuple(MODELS), default=None,
                    help=f"shipped generator (default: {DEFAULT_MODEL})")
     p.add_argument("--weights", help="generator weights file; overrides --model")
@@ -85,8 +85,10 @@ def main(argv=None):
         from ..detail import resolve_weights
         from ..engines import open_engine as _open
         from ..jobs.options import device_option
-        return _open(args.backend, args.precision, weights=resolve_weights(args.model, args.weights, args.detail),
-                     **device_option(args))
+        engine = _open(args.backend, args.precision,
+                       weights=resolve_weights(args.model, args.weights, args.detail), **device_option(args))
+        print(f"engine: {engine.describe()}", file=sys.stderr)
+        return engine
 
     stats = run_video(args, open_engine)
     print(f"wrote {args.output}: {stats['frames_out']} frames in {stats['seconds']:.1f} s "

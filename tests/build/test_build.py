@@ -69,6 +69,25 @@ def test_build_fp16_explains_itself_and_hits_the_cache(env, capsys):
     assert os.stat(path).st_mtime_ns == mtime  # not rebuilt
 
 
+def test_build_auto_is_the_artifact_of_the_precision_it_picks(env, capsys, monkeypatch, fp32_artifact):
+    """auto resolves before the cache key: it shares the artifact (key, folder, sidecar) of the
+    precision it picks, and the build says what it picked and why."""
+    from srgan_fast import precision
+    from srgan_fast.build.spec import make_spec
+
+    chosen = precision.choose("openvino", "cpu").precision
+    auto, asked = (make_spec(env["w"], p, "openvino", SHAPES) for p in ("auto", chosen))
+    assert auto.key() == asked.key() and auto.precision == chosen == auto.plan.asked
+    assert auto.choice.precision == chosen and asked.choice is None
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)     # a CPU without bf16: fp32
+    rc, out, err = _cli(["--weights", env["w"], "--out", env["cache"], "--shapes", SHAPES], capsys)
+    assert rc == 0, err
+    assert "precision fp32 (auto: this CPU has no native bf16" in out and "cache hit" in out, out
+    assert f"artifact  {fp32_artifact.path}" in out
+    sidecar = json.loads(open(str(fp32_artifact.path) + ".json").read())
+    assert sidecar["precision_requested"] == sidecar["precision"] == "fp32"
+
+
 @pytest.mark.skipif(not has_module("nncf"), reason="nncf is not installed")
 def test_int8_gate_warns_and_strict_refuses(env, capsys, monkeypatch):
     from pathlib import Path

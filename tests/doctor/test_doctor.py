@@ -57,11 +57,15 @@ def _rows(doc, backend):
 
 @needs_build
 def test_quick_passes_on_a_healthy_install(healthy):
+    from srgan_fast.precision import plan
+
     code, stdout, doc, _ = healthy
     assert code == 0 and doc["exit_status"] == 0, stdout
     for backend in ("torch", "openvino", "onnxruntime"):
         rows = _rows(doc, backend)
-        assert set(rows) == {"fp32", "fp16", "bf16", "int8"}
+        assert set(rows) == {"auto", "fp32", "fp16", "bf16", "int8"}
+        assert rows["auto"]["runs"] == plan(backend, "auto", "cpu").runs      # the default, checked too
+        assert rows["auto"]["note"].startswith("auto: ") and rows["auto"]["engine"]["requested_precision"] == "auto"
         ran = [r for r in rows.values() if r["status"] != "skip"]
         assert ran and all(r["status"] == "ok" for r in ran), [r["reason"] for r in ran]
         for r in ran:

@@ -90,7 +90,7 @@ def _hook_parts() -> None:
     PartTask.run = run
 
 
-def open_barrier_engine(weights, threads=None, device=None):
+def open_barrier_engine(weights, threads=None, device=None, precision="fp32"):
     import torch
 
     from srgan_fast.checkpoints import load_generator
@@ -99,13 +99,14 @@ def open_barrier_engine(weights, threads=None, device=None):
         torch.set_num_threads(threads)
     _chain_signals()
     _hook_parts()
-    return BarrierEngine(load_generator(weights), device=device or "cpu")
+    # The precision the job asked for (auto included), so hooked runs match unhooked ones.
+    return BarrierEngine(load_generator(weights), precision=precision, device=device or "cpu")
 
 
 @dataclass(frozen=True)
 class HookSpec(EngineSpec):
     def open(self):
-        return open_barrier_engine(self.weights, self.threads)
+        return open_barrier_engine(self.weights, self.threads, precision=self.precision)
 
 
 def _blocking_join(real):
@@ -122,7 +123,8 @@ def install() -> None:
     import srgan_fast.engines as engines
     from srgan_fast.jobs import video_job
 
-    engines.open_engine = lambda *a, **k: open_barrier_engine(k["weights"], device=k.get("device"))
+    engines.open_engine = lambda *a, **k: open_barrier_engine(
+        k["weights"], device=k.get("device"), precision=a[1] if len(a) > 1 else k.get("precision", "fp32"))
     real_from_args = EngineSpec.from_args.__func__
     EngineSpec.from_args = classmethod(
         lambda cls, args: HookSpec(**vars(real_from_args(cls, args))))
