@@ -70,6 +70,10 @@ def parse_args(argv):
     p.add_argument("--gan", choices=GANS, default="bce",
                    help="discriminator loss: bce (the paper's) or ragan (relativistic average, ESRGAN)")
     p.add_argument("--adv-weight", type=float, default=1e-3, help="weight of the adversarial loss (paper: 1e-3)")
+    p.add_argument("--adv-margin", type=int, default=8, metavar="PX",
+                   help="srgan phase: HR pixels cut from each side of the crops the discriminator "
+                        "sees: a crop's border is an image border to G (no context, so smoother than "
+                        "HR there), and a D that sees it pushes colour bands into real image borders")
     p.add_argument("--d-warmup", type=int, default=0,
                    help="srgan phase: first iterations train only the discriminator (G fixed)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, crops and augmentation")
@@ -210,8 +214,8 @@ class Trainer:
             sr = self.g_ddp(lr, raw=True).float()
         if self.d is not None:
             with self.autocast():
-                d_real = self.d_ddp(hr)
-                d_fake = self.d_ddp(sr.detach())
+                d_real = self.d_ddp(_inner(hr, args.adv_margin))
+                d_fake = self.d_ddp(_inner(sr, args.adv_margin).detach())
             d_real = d_real.float()
             loss_d = d_loss(d_real, d_fake.float(), args.gan)
             self.opt_d.zero_grad(set_to_none=True)
@@ -241,7 +245,7 @@ class Trainer:
             with self.autocast():
                 # ragan: D's logits on the real crops from the D step above (one D pass fewer;
                 # D moved by one step since, which the relativistic average barely sees)
-                g_adv = g_adv_loss(self.d_ddp(sr).float(), d_real, args.gan)
+                g_adv = g_adv_loss(self.d_ddp(_inner(sr, args.adv_margin)).float(), d_real, args.gan)
             loss = loss + args.adv_weight * g_adv
             logs["adv"] = g_adv.item()
         self.opt_g.zero_grad(set_to_none=True)
@@ -366,6 +370,10 @@ class Trainer:
         self.history = json.loads(meta.get("history", "[]"))
 
 
+def _inner(x: torch.Tensor, margin: int) -> torch.Tensor:
+    return x[..., margin:x.shape[-2] - margin, margin:x.shape[-1] - margin] if margin else x
+
+
 def _flatten_opt(prefix, opt):
     out = {}
     for i, p in enumerate(q for g in opt.param_groups for q in g["params"]):
@@ -388,6 +396,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.iters < 1 or args.batch < 1:
         raise SrganError("--iters and --batch must be positive")
+    if not 0 <= 2 * args.adv_margin <= args.crop - 16:
+        raise SrganError(f"--adv-margin must leave the discriminator at least 16x16 of the {args.crop}-pixel "
+                         f"crops, got {args.adv_margin}")
     trainer = Trainer(args)
     history = trainer.run()
     if trainer.rank == 0:

@@ -37,3 +37,20 @@ def test_grid_pattern_shape_and_gradient():
     assert grid_pattern(sr).sum(-1).abs().max().item() == pytest.approx(0, abs=1e-6)
     grid_loss(sr, _photo_like(batch=2, seed=3)).backward()
     assert torch.isfinite(sr.grad).all() and sr.grad.abs().sum() > 0
+
+
+def test_relativistic_losses_compare_real_with_the_average_fake():
+    from srgan_fast.train.losses import d_loss, g_adv_loss
+
+    real, fake = torch.tensor([[4.0], [6.0]]), torch.tensor([[-3.0], [-5.0]])
+    # D that separates well: low D loss, high G loss, for both formulations
+    for gan in ("bce", "ragan"):
+        assert d_loss(real, fake, gan) < 0.05 and g_adv_loss(fake, real, gan) > 3
+    # ragan only cares about differences: shifting every logit changes nothing
+    assert torch.isclose(d_loss(real + 7, fake + 7, "ragan"), d_loss(real, fake, "ragan"))
+    assert not torch.isclose(d_loss(real + 7, fake + 7, "bce"), d_loss(real, fake, "bce"))
+    # G's ragan loss gets a gradient through the fake logits only
+    f = fake.clone().requires_grad_(True)
+    r = real.clone().requires_grad_(True)
+    g_adv_loss(f, r, "ragan").backward()
+    assert f.grad.abs().sum() > 0 and r.grad is None

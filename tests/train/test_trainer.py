@@ -96,3 +96,33 @@ def test_discriminator_warmup_keeps_the_generator_fixed(image_folder, tmp_path):
     assert not all(torch.equal(v, gan.d.state_dict()[k]) for k, v in d0.items())
     assert "adv" in gan.step()  # after the warm-up both networks train
     assert not all(torch.equal(v, params[k]) for k, v in g0.items())
+
+
+def test_discriminator_never_sees_the_crop_border(image_folder, tmp_path, monkeypatch):
+    """--adv-margin: D (and so the adversarial gradient) sees only the inner crop; no gradient
+    reaches the border pixels of SR from D."""
+    pre = train.Trainer(_args(image_folder, tmp_path / "pre", "--iters", "1"))
+    pre.run()
+    gan = train.Trainer(_args(image_folder, tmp_path / "gan", "--iters", "2", "--phase", "srgan",
+                              "--adv-margin", "8", "--vgg", "none",
+                              "--init", str(tmp_path / "pre" / "generator.safetensors")))
+    shapes = []
+    forward = gan.d.forward
+    monkeypatch.setattr(gan.d, "forward", lambda x: (shapes.append(tuple(x.shape[-2:])), forward(x))[1])
+    gan.step()
+    assert shapes and set(shapes) == {(16, 16)}  # 32-pixel crops less 8 on each side
+    sr = torch.rand(1, 3, 32, 32, requires_grad=True)
+    train._inner(sr, 8).sum().backward()
+    assert sr.grad[..., :8, :].abs().sum() == 0 and sr.grad[..., 8:24, 8:24].abs().min() == 1
+    assert train.main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--crop", "32",
+                       "--adv-margin", "9"]) == 2
+
+
+@pytest.mark.parametrize("gan", ["bce", "ragan"])
+def test_both_discriminator_losses_train(image_folder, tmp_path, gan):
+    pre = train.Trainer(_args(image_folder, tmp_path / "pre", "--iters", "1"))
+    pre.run()
+    t = train.Trainer(_args(image_folder, tmp_path / gan, "--iters", "2", "--phase", "srgan", "--gan", gan,
+                            "--vgg", "none", "--init", str(tmp_path / "pre" / "generator.safetensors")))
+    logs = t.step()
+    assert {"adv", "d"} <= set(logs) and all(np.isfinite(v) for v in logs.values())
