@@ -84,7 +84,7 @@ class Upscaler:
         self.engines = {}
         by_spec = {}  # variants with the same weights (srgan@0 and srresnet) share one engine
         for v in recipe.variants():
-            key = recipe._spec(v) if recipe.opener is None else v
+            key = recipe.spec(v) if recipe.opener is None else v
             if key not in by_spec:
                 by_spec[key] = recipe.open(v)
             self.engines[v] = by_spec[key]

@@ -115,34 +115,38 @@ class EngineRecipe:
         return [v for m in self.models for v in ([self.variant(m, d) for d in self.details]
                                                   if m == "srgan" and self.details else [m])]
 
-    def _spec(self, variant: str):
+    def spec(self, variant: str):
+        """How to open a variant's engine; variants with the same weights (srgan@0 is the
+        srresnet's file, srgan@1 the srgan's) get equal specs, so a replica opens them once."""
         from ..detail import resolve_weights
         from ..jobs.engine_spec import EngineSpec
 
-        model, _, detail = variant.partition("@")
-        weights = resolve_weights(model, None, float(detail) if detail else None)
+        model, _, level = variant.partition("@")
+        detail = float(level) if level else None
+        weights = resolve_weights(model, None, detail)
+        blend = detail is not None and 0 < detail < 1  # only a blend is remade where it is missing
         return EngineSpec(backend=self.backend, precision=self.precision, weights=str(weights),
-                          detail=float(detail) if detail else None, threads=self.threads)
+                          detail=detail if blend else None, threads=self.threads)
 
     def pinned(self) -> "EngineRecipe":
         """``auto`` decided once, before the replicas start (and said in one line), so every
         replica runs the same precision."""
         if self.opener is not None:
             return self
-        return replace(self, precision=self._spec(self.variant(self.default_model)).pinned().precision)
+        return replace(self, precision=self.spec(self.variant(self.default_model)).pinned().precision)
 
     def prepare(self) -> None:
         """Build the CPU backends' artifacts once, before the replicas start (each would
         otherwise build the same one)."""
         if self.opener is None:
             for variant in self.variants():
-                self._spec(variant).prepare()
+                self.spec(variant).prepare()
 
     def open(self, variant: str):
         """The engine of a variant (``variants()``): a model, srgan at a detail level."""
         if self.opener is not None:
             return self.opener(variant.partition("@")[0])
-        return self._spec(variant).open()
+        return self.spec(variant).open()
 
 
 def cpu_count() -> int:

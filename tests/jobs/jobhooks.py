@@ -9,6 +9,8 @@ Read only here, from the environment the test gives the job:
   on Ctrl-C) or when ``SRGAN_TEST_RELEASE=FILE`` appears; SIGKILL ends it where it is.
 - ``SRGAN_TEST_BLOCK_JOIN=FILE``: the join writes the whole output under its temporary name, then
   creates FILE and waits for SIGKILL (never publishing the output).
+- ``SRGAN_TEST_OWNER=PID`` (set by ``env()``): the test process. A blocked job whose test process
+  is gone (a failed or killed test run) exits instead of blocking forever as an orphan.
 
 ``install()`` puts the blocking engine in this process and, through ``HookSpec``, in every
 worker process: ``env()`` puts this folder on PYTHONPATH, which local workers and the processes
@@ -30,6 +32,19 @@ _SIGNALLED = threading.Event()
 _RUNNING: list = []          # the segment this process is encoding (set by the part's hook)
 
 
+def _exit_if_orphaned() -> None:
+    """End this process when the test that started the job is gone (nobody will signal it)."""
+    owner = os.environ.get("SRGAN_TEST_OWNER")
+    if not owner:
+        return
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        os._exit(3)
+    except PermissionError:
+        pass
+
+
 def _maybe_block() -> None:
     at, barrier = os.environ.get("SRGAN_TEST_BLOCK_SEGMENT"), os.environ.get("SRGAN_TEST_BARRIER")
     if not at or not barrier or _RUNNING != [int(at)]:
@@ -44,6 +59,7 @@ def _maybe_block() -> None:
     while not _SIGNALLED.wait(0.01):
         if release and os.path.exists(release):
             return
+        _exit_if_orphaned()
 
 
 def _chain_signals() -> None:
@@ -115,6 +131,7 @@ def _blocking_join(real):
         Path(os.environ["SRGAN_TEST_BLOCK_JOIN"]).write_text(str(tmp))
         while True:                     # until SIGKILL: the output is never published
             time.sleep(0.05)
+            _exit_if_orphaned()
         return result
     return join
 
@@ -151,4 +168,5 @@ def env(**hooks) -> dict:
     out["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent),
                                         *filter(None, [out.get("PYTHONPATH")])])
     out.update({f"SRGAN_TEST_{k.upper()}": str(v) for k, v in hooks.items()})
+    out["SRGAN_TEST_OWNER"] = str(os.getpid())
     return out

@@ -121,3 +121,12 @@ def test_invalid_content_length_is_400():
     request.headers["content-length"] = "12abc"
     with pytest.raises(ServiceError, match="invalid Content-Length"):
         asyncio.run(read_upload(request, LIMITS))
+
+
+def test_detail_levels_with_the_same_weights_share_one_engine():
+    from srgan_fast.serve.limits import EngineRecipe
+
+    recipe = EngineRecipe(backend="torch", models=("srresnet", "srgan"), details=(0, 1), default_detail=1)
+    specs = {v: recipe.spec(v) for v in recipe.variants()}
+    assert specs["srgan@0"] == specs["srresnet"] and specs["srgan@1"] != specs["srresnet"]
+    assert len(set(specs.values())) == 2
