@@ -8,4 +8,6 @@ how to get it), ``spawn``/``worker`` (one process per backend), ``checks`` (pari
 ``ranges`` (per-layer range), ``speed`` with ``measure`` and ``peak`` (timing, memory, peak; the
 bench uses these too), ``inputs`` (the shipped crops), ``versions``, ``report`` (JSON schema and
 text table), ``table`` (the README's "what has been run where").
+
+A command: it may import every stage (engines, build, eval); no stage imports it.
 """

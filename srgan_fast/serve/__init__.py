@@ -8,5 +8,7 @@
 - ``limits``: the limits and the engine recipe; ``http_errors``: the JSON errors
 - ``static/``: the web page (plain HTML/CSS/JS, no network)
 
-Nothing is imported here, so the package can be named without Ray installed.
+Nothing is imported here, so the package can be named without Ray installed. A command: it may
+import every stage (``image`` for the CLI's image rules, ``jobs.engine_spec`` for engines), and
+no stage imports it.
 """

@@ -6,6 +6,9 @@ Modules: ``options`` (the ``VideoOptions`` dataclass and CLI arguments), ``sourc
 probing, demuxing), ``plan`` (output streams, colour, range), ``stages`` (decode / engine /
 encode), ``pipeline`` (one pass: ``upscale_video``), ``cli``. Long jobs in segments, resumable
 and spread over workers, live in ``srgan_fast.jobs``.
+
+May import: the core and ``image`` (``cli``, a command, also the engines and ``jobs``). Never
+``eval``, ``train`` or ``build``: the engine is passed in.
 """
 from .cli import main, parse_args, run_video
 from .options import VIDEO_EXTS, VideoOptions, add_video_arguments, parse_time, video_options
