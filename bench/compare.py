@@ -17,7 +17,8 @@ import torch
 
 from srgan_fast.errors import HelpFormatter, SrganError, cli
 
-DEFAULT_IMAGES = ("Set14/baboon", "Set14/barbara", "Set14/comic", "Set5/butterfly", "Set14/lenna:flat")
+DEFAULT_IMAGES = ("Set14/baboon", "Set14/barbara", "Set14/flowers", "Set14/comic", "Set5/butterfly",
+                  "Set14/lenna:flat")
 FLAT_CONTRAST = 4
 OUT = Path(__file__).resolve().parent / "results" / "compare_x4.png"
 

@@ -31,3 +31,16 @@ def test_shipped_model_exports_and_fits_fp16(model, tmp_path):
     ref = reference_outputs(g, x)[0]
     assert_close(run_onnx(path, x)[0], ref, "fp32")
     assert_close(emulate_onnx(tmp_path / "g16.onnx", x)[0], ref, "fp16")
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_model_cards_describe_the_shipped_file(model):
+    """The card's sha256 is the file's: a retrained model cannot ship with the old card's numbers."""
+    import json
+
+    from srgan_fast.digest import file_sha256
+
+    weights = MODELS[model]
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["file"] == weights.name and card["sha256"] == file_sha256(weights)
+    assert card["sha256"][:12] in weights.with_suffix(".md").read_text() or model == "srresnet"
