@@ -99,8 +99,12 @@ step bench 100 "$PY" -m bench --device cuda --quick --out "$OUT_DIR/bench"
 # OPTIONAL: continue a training run on the GPU. SRGAN_FAST_TRAIN_STATE is the run folder holding
 # train_state.safetensors (device-independent: a CPU run continues here and back);
 # SRGAN_FAST_TRAIN_ARGS the rest of the run's command, as its model card gives it (e.g. for the
-# shipped SRGAN: "--phase srgan --init srgan_fast/weights/srresnet_x4.safetensors --data
-# shared/data/sr/T91 shared/data/sr/BSD200 shared/data/sr/extra/SunHays80 --iters 20000 ...").
+# shipped SRGAN, srgan_x4.json "commands": "--phase srgan --init srgan_fast/weights/srresnet_x4.safetensors
+# --data shared/data/sr/T91 shared/data/sr/BSD200 shared/data/sr/extra/SunHays80 shared/data/sr/extra/Kodak24
+# --val shared/data/sr/Set5 --iters 20000 --lr 5e-5 --d-warmup 100 --warmup 100 --bf16 --channels-last
+# --val-every 200 --save-every 200 --seed 1 --gan ragan --adv-weight 1e-3 --pixel-weight 0.5
+# --grid-weight 100 --ema 0.999 --adv-margin 8 --no-progress"). Without the state, a fresh run folder
+# with --init srgan_fast/weights/srgan_x4.safetensors starts from the shipped generator.
 # It stops itself one minute before the budget ends (--time-limit) and saves into that folder;
 # skipped when the state is not set.
 if [ -n "${SRGAN_FAST_TRAIN_STATE:-}" ]; then
