@@ -75,8 +75,9 @@ def open_input(src: Path):
         raise SrganError(f"{src}: has no video stream")
     vin = videos[0]
     if vin.codec_context is None:
+        index = vin.index      # read before close: PyAV 18.1.1 refuses a closed stream's fields
         container.close()
-        raise SrganError(f"{src}: video stream #{vin.index} uses a codec this FFmpeg build cannot decode")
+        raise SrganError(f"{src}: video stream #{index} uses a codec this FFmpeg build cannot decode")
     vin.thread_type = "AUTO"   # frame + slice threads in the decoder
     return container, vin
 
