@@ -68,7 +68,8 @@ class Limits:
 class EngineRecipe:
     """How a replica opens its engines: one per served model, the CLI's backend/precision rules.
 
-    ``opener`` (tests) replaces the real engines: a picklable ``opener(model) -> Engine``."""
+    ``opener`` (tests) replaces the real engines: a picklable ``opener(variant) -> Engine``, the
+    variant being a model name or ``srgan@DETAIL``."""
 
     backend: str = "auto"
     precision: str = "fp32"
@@ -145,7 +146,7 @@ class EngineRecipe:
     def open(self, variant: str):
         """The engine of a variant (``variants()``): a model, srgan at a detail level."""
         if self.opener is not None:
-            return self.opener(variant.partition("@")[0])
+            return self.opener(variant)
         return self.spec(variant).open()
 
 

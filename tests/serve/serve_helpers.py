@@ -65,11 +65,11 @@ def running_app(port: int, name: str, recipe, limits, replicas: int = 1):
         serve.delete(name)
 
 
-def make_recipe(models=("nearest", "dark"), default="nearest"):
+def make_recipe(models=("nearest", "dark"), default="nearest", **kw):
     from srgan_fast.serve.limits import EngineRecipe
 
     return EngineRecipe(backend="test", precision="fp32", models=models, default_model=default,
-                        opener=fakes.opener)
+                        opener=fakes.opener, **kw)
 
 
 

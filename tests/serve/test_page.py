@@ -69,7 +69,7 @@ def test_pick_upscale_compare_download(url, browser, tmp_path):
     driver.get(url)
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#model option"))
     assert [o.text for o in driver.find_elements(By.CSS_SELECTOR, "#model option")] == ["nearest", "dark"]
-    assert driver.find_element(By.ID, "detail-row").is_displayed() is False  # not offered yet
+    assert driver.find_element(By.ID, "detail-row").is_displayed() is False  # no srgan served here
     go = driver.find_element(By.ID, "go")
     assert not go.is_enabled()
     driver.find_element(By.ID, "file").send_keys(str(src))
@@ -113,3 +113,42 @@ def test_a_refused_upload_shows_the_services_error(url, browser, tmp_path):
     wait_for(lambda: error.is_displayed())
     assert "not an image format the service reads" in error.text
     assert not driver.find_element(By.ID, "result").is_displayed()
+
+
+@pytest.fixture(scope="module")
+def detail_url(serve_port):
+    limits = Limits(max_body=1 << 20, max_pixels=100 * 100, timeout_s=60, memory_budget=190 * 2**20)
+    recipe = make_recipe(models=("nearest", "srgan"), default="srgan", details=(0, 0.5, 1), default_detail=1)
+    with running_app(serve_port, "pagedetail", recipe, limits) as base:
+        yield base
+
+
+def test_the_detail_slider_steps_through_the_offered_levels(detail_url, browser, tmp_path):
+    """srgan is served at detail 0, 0.5 and 1 (the fake engine's brightness says which level
+    answered): the slider shows with srgan only, starts at the default, and its level is sent."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver, downloads = browser
+    src = tmp_path / "photo.png"
+    src.write_bytes(png_bytes(noise(12, 10, seed=3)))
+    driver.get(detail_url)
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#model option"))
+    row, value = driver.find_element(By.ID, "detail-row"), driver.find_element(By.ID, "detail-value")
+    assert row.is_displayed() and value.text == "1"
+    Select(driver.find_element(By.ID, "model")).select_by_visible_text("nearest")
+    assert not row.is_displayed()                      # detail blends srgan only
+    Select(driver.find_element(By.ID, "model")).select_by_visible_text("srgan")
+    driver.execute_script("const d = document.getElementById('detail'); d.value = 1; "
+                          "d.dispatchEvent(new Event('input'));")
+    assert value.text == "0.5"
+    driver.find_element(By.ID, "file").send_keys(str(src))
+    driver.find_element(By.ID, "go").click()
+    result, error = driver.find_element(By.ID, "result"), driver.find_element(By.ID, "error")
+    wait_for(lambda: result.is_displayed() or error.is_displayed())
+    assert not error.is_displayed(), error.text
+    driver.find_element(By.ID, "download").click()
+    path = wait_for(lambda: downloaded(downloads, "photo_x4.png"))
+    got = np.asarray(Image.open(io.BytesIO(path.read_bytes()))).astype(int)
+    lr = np.asarray(Image.open(src)).repeat(4, 0).repeat(4, 1).astype(int)
+    assert np.abs(got - np.round(lr * 0.75)).max() <= 1   # the 0.5 level's engine answered
