@@ -50,7 +50,9 @@ def test_the_cpu_run_covers_every_cpu_backend_and_precision():
     assert {r["backend"] for r in rows} == set(BACKENDS)
     for backend in ("torch", "triton", "openvino", "onnxruntime"):
         asked = {r["asked"] for r in rows if r["backend"] == backend}
-        assert asked >= {"fp32", "fp16", "bf16", "int8"} and asked <= set(PRECISIONS) | {None}
+        # the newest full run includes the default, auto (a choice, not one of PRECISIONS)
+        assert asked >= {"auto", "fp32", "fp16", "bf16", "int8"}, (backend, asked)
+        assert asked <= set(PRECISIONS) | {"auto", None}, (backend, asked)
 
 
 def test_the_schema_document_is_the_codes():
