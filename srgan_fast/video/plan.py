@@ -105,21 +105,11 @@ def _video_stream(av, vin, out, dst, first, opts: VideoOptions, deep: bool):
     return ovs, pix_fmt, tb, cfr
 
 
-def _side_data(frame, name: str):
-    """The frame's side data of type ``name``, or None.
-
-    PyAV 18.1.0 iterates a frame's side data as entries, 18.1.1 as a mapping's keys."""
-    for entry in frame.side_data:
-        sd = entry if hasattr(entry, "type") else frame.side_data[entry]
-        if sd.type.name == name:
-            return sd
-    return None
-
-
 def copy_video_tags(inp, vin, out, ovs, first) -> None:
     """Rotation (display matrix) and metadata of the source's video stream and container."""
     # The pixels are upscaled as stored, so the same display matrix applies.
-    matrix = _side_data(first, "DISPLAYMATRIX")
+    # by name: PyAV 18.1.0 iterates side data as entries, 18.1.1 as keys; both look up names
+    matrix = first.side_data.get("DISPLAYMATRIX")
     if matrix is not None:
         import numpy as np
         ovs.set_display_matrix(np.frombuffer(bytes(matrix), np.int32).tolist())
