@@ -98,13 +98,10 @@ step kernels 50 "$PY" bench/bench_kernels.py --dtype fp16 --reps 20 --out "$OUT_
 step bench 100 "$PY" -m bench --device cuda --quick --out "$OUT_DIR/bench"
 # OPTIONAL: continue a training run on the GPU. SRGAN_FAST_TRAIN_STATE is the run folder holding
 # train_state.safetensors (device-independent: a CPU run continues here and back);
-# SRGAN_FAST_TRAIN_ARGS the rest of the run's command, as its model card gives it (e.g. for the
-# shipped SRGAN, srgan_x4.json "commands": "--phase srgan --init srgan_fast/weights/srresnet_x4.safetensors
-# --data shared/data/sr/T91 shared/data/sr/BSD200 shared/data/sr/extra/SunHays80 shared/data/sr/extra/Kodak24
-# --val shared/data/sr/Set5 --iters 20000 --lr 5e-5 --d-warmup 100 --warmup 100 --bf16 --channels-last
-# --val-every 200 --save-every 200 --seed 1 --gan ragan --adv-weight 1e-3 --pixel-weight 0.5
-# --grid-weight 100 --ema 0.999 --adv-margin 8 --no-progress"). Without the state, a fresh run folder
-# with --init srgan_fast/weights/srgan_x4.safetensors starts from the shipped generator.
+# SRGAN_FAST_TRAIN_ARGS the rest of the run's command: for the shipped SRGAN, the second of
+# srgan_fast/weights/srgan_x4.json's "commands" without --resume, --out and --threads (kept there,
+# not copied here, so the two cannot drift). Without the state, a fresh run folder with
+# --init srgan_fast/weights/srgan_x4.safetensors starts from the shipped generator.
 # It stops itself one minute before the budget ends (--time-limit) and saves into that folder;
 # skipped when the state is not set.
 if [ -n "${SRGAN_FAST_TRAIN_STATE:-}" ]; then
@@ -127,7 +124,13 @@ fi
         "$PY" -m srgan_fast.doctor --show "$OUT_DIR/doctor-cuda.json" 2>&1
     fi
 } >>"$SUMMARY"
-tar -czf "$OUT_DIR/gpu_check.tar.gz.partial" -C "$OUT_DIR" --exclude=gpu_check.tar.gz --exclude=gpu_check.tar.gz.partial . \
-    && mv "$OUT_DIR/gpu_check.tar.gz.partial" "$OUT_DIR/gpu_check.tar.gz"
+# The archive is written beside OUT_DIR, not in it: a file growing inside the folder tar reads
+# changes the folder, and GNU tar then exits 1 ("file changed as we read it") at random.
+PACK=$(mktemp "$(dirname "$OUT_DIR")/.gpu_check.XXXXXX.tar.gz")
+if tar -czf "$PACK" -C "$OUT_DIR" --exclude=gpu_check.tar.gz .; then
+    mv "$PACK" "$OUT_DIR/gpu_check.tar.gz"
+else
+    rm -f "$PACK"
+fi
 cat "$SUMMARY"
 exit "$FAILED"
