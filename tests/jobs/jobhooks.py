@@ -45,16 +45,26 @@ def _exit_if_orphaned() -> None:
         pass
 
 
+def _publish(barrier: str, text: str) -> bool:
+    """Create ``barrier`` holding ``text``, whole or not at all: the test polls for the name and
+    reads it at once, so the name must never exist empty. False if it exists already."""
+    tmp = f"{barrier}.{os.getpid()}.tmp"
+    Path(tmp).write_text(text)
+    try:
+        os.link(tmp, barrier)           # atomic and exclusive, unlike open + write
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
 def _maybe_block() -> None:
     at, barrier = os.environ.get("SRGAN_TEST_BLOCK_SEGMENT"), os.environ.get("SRGAN_TEST_BARRIER")
     if not at or not barrier or _RUNNING != [int(at)]:
         return
-    try:
-        fd = os.open(barrier, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    if not _publish(barrier, str(os.getpid())):
         return                          # another engine blocked already
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
     release = os.environ.get("SRGAN_TEST_RELEASE")
     while not _SIGNALLED.wait(0.01):
         if release and os.path.exists(release):
@@ -128,7 +138,7 @@ class HookSpec(EngineSpec):
 def _blocking_join(real):
     def join(src, parts, tmp, dst, opts, log):
         result = real(src, parts, tmp, dst, opts, log)
-        Path(os.environ["SRGAN_TEST_BLOCK_JOIN"]).write_text(str(tmp))
+        _publish(os.environ["SRGAN_TEST_BLOCK_JOIN"], str(tmp))
         while True:                     # until SIGKILL: the output is never published
             time.sleep(0.05)
             _exit_if_orphaned()
