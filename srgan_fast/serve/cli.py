@@ -114,11 +114,28 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# Older Serve cannot pickle a FastAPI >= 0.137 app (its routes hold a lock); setup.py says the same.
+MIN_RAY_SERVE = (2, 57, 0)
+
+
+def _check_ray_version() -> None:
+    import re
+
+    import ray
+
+    have = tuple(int(n) for n in re.findall(r"\d+", ray.__version__)[:3])
+    if have < MIN_RAY_SERVE:
+        need = ".".join(map(str, MIN_RAY_SERVE))
+        raise SrganError(f"ray {ray.__version__} is too old for the service (needs {need} or newer): "
+                         f"pip install 'ray[serve]>={need}'")
+
+
 @cli
 def main(argv=None):
     args = parse_args(argv)
     for module, label in (("ray.serve", "ray[serve]"), ("fastapi", "fastapi"), ("python_multipart", "python-multipart")):
         require(module, "serve", label)
+    _check_ray_version()
     from .limits import EngineRecipe
 
     limits = _limits(args)

@@ -45,24 +45,29 @@ def start_ray(address: str | None = None, num_cpus: int | None = None,
 
 
 def keep_replica_on_loopback() -> None:
-    """Ray Serve 2.60 replicas open an inter-deployment gRPC server on ``[::]:0`` (every interface,
-    hard-coded in ``replica._on_initialized``) whatever the node address. On a loopback node (the
-    local instance above) bind it to 127.0.0.1 instead: callers reach it at the node address,
-    which is loopback there. Called from each replica's constructor, which runs before that server
-    starts; does nothing on a cluster node, or if Ray moves the call (then Ray binds as it does)."""
+    """Ray Serve replicas open an inter-deployment gRPC server on ``[::]:0`` (every interface;
+    hard-coded in ``replica._on_initialized``, through ``add_insecure_port`` in Ray 2.57 and a
+    TLS-aware helper in 2.60) whatever the node address. On a loopback node (the local instance
+    above) this process's gRPC servers bind 127.0.0.1 instead: callers reach them at the node
+    address, which is loopback there. Patched on the server class rather than in Serve, so it
+    holds across Serve versions; called from each replica's constructor, which runs before that
+    server starts; does nothing on a cluster node."""
     import ray
 
-    try:
-        from ray.serve._private import replica
-    except ImportError:
+    if ray.util.get_node_ip_address() != LOOPBACK:
         return
-    original = getattr(replica, "add_port_to_grpc_server", None)
-    if original is None or getattr(original, "loopback", False) or ray.util.get_node_ip_address() != LOOPBACK:
-        return
+    from grpc.aio import _server
 
-    def bind_loopback(server, address: str):
-        host, _, port = address.rpartition(":")
-        return original(server, f"{LOOPBACK}:{port}" if host in ("[::]", "0.0.0.0", "") else address)
+    for name in ("add_insecure_port", "add_secure_port"):
+        original = getattr(_server.Server, name)
+        if getattr(original, "loopback", False):
+            continue
 
-    bind_loopback.loopback = True
-    replica.add_port_to_grpc_server = bind_loopback
+        def bind_loopback(server, address: str, *rest, _original=original):
+            host, _, port = address.rpartition(":")
+            if host in ("[::]", "0.0.0.0", ""):
+                address = f"{LOOPBACK}:{port}"
+            return _original(server, address, *rest)
+
+        bind_loopback.loopback = True
+        setattr(_server.Server, name, bind_loopback)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,20 @@ def test_bad_options_are_one_line_errors(args, says):
     r = run_cli(*args)
     assert r.returncode == 2 and r.stderr.strip() == f"error: {says}" or says in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_ray_too_old_for_the_service_is_a_one_line_error(monkeypatch, capsys):
+    import ray
+
+    from srgan_fast.serve import cli
+
+    monkeypatch.setattr(ray, "__version__", "2.52.1")
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: ray 2.52.1 is too old for the service (needs 2.57.0 or newer): " \
+                  "pip install 'ray[serve]>=2.57.0'", err
+    setup = (Path(__file__).parents[2] / "setup.py").read_text()
+    assert f'"ray[serve]>={".".join(map(str, cli.MIN_RAY_SERVE))}"' in setup   # one floor, said twice
 
 
 def _listening(pids):
