@@ -141,9 +141,23 @@ def _client(url, bodies, stop_at, results, lock, hostile=False):
                             "expected": status in ok and good_json})
 
 
+def _role(proc) -> str:
+    """A process of the service by what it does: Ray's workers by their actor (``ray::ProxyActor``),
+    Ray's own binaries and scripts by file name, the service's driver as ``srgan_fast.serve``."""
+    cmd = " ".join(proc.cmdline()).split()  # Ray's binaries rewrite their argv into one string
+    if not cmd:
+        return proc.name()
+    if cmd[0].startswith("ray::"):
+        return cmd[0].split(".")[0]
+    first = Path(cmd[0]).name
+    if not first.startswith("python"):
+        return first                                  # raylet, gcs_server
+    return next((Path(a).name for a in cmd[1:4] if a.endswith(".py") or a == "srgan_fast.serve"), first)
+
+
 def tree_cpu_seconds(pid: int, seen: dict) -> float:
     """CPU seconds used by a process and its descendants (Ray's processes); ``seen`` keeps the last
-    reading of each, so one that exits still counts what it used until then."""
+    reading of each, (role, seconds) by pid, so one that exits still counts what it used."""
     import psutil
 
     try:
@@ -153,10 +167,19 @@ def tree_cpu_seconds(pid: int, seen: dict) -> float:
     for proc in procs:
         try:
             t = proc.cpu_times()
-            seen[proc.pid] = t.user + t.system
-        except psutil.NoSuchProcess:
+            seen[proc.pid] = (seen[proc.pid][0] if proc.pid in seen else _role(proc), t.user + t.system)
+        except psutil.Error:
             pass
-    return sum(seen.values())
+    return sum(c for _, c in seen.values())
+
+
+def cpu_by_role(before: dict, after: dict, images: int) -> dict:
+    """Milliseconds of CPU per answered image, by process role, largest first."""
+    roles: dict = {}
+    for pid, (role, c) in after.items():
+        roles[role] = roles.get(role, 0.0) + c - before.get(pid, (role, 0.0))[1]
+    return {r: round(c / images * 1000, 1) for r, c in sorted(roles.items(), key=lambda kv: -kv[1])
+            if c / images >= 0.0005}
 
 
 def load(url: str, images: list[bytes], clients: int, seconds: float, hostile_clients: int = 0,
@@ -171,6 +194,7 @@ def load(url: str, images: list[bytes], clients: int, seconds: float, hostile_cl
                                                        results, lock, True)) for k in range(hostile_clients)]
     seen: dict = {}
     cpu0 = tree_cpu_seconds(service_pid, seen) if service_pid else None
+    before = dict(seen)
     for t in threads:
         t.start()
     for t in threads:
@@ -178,7 +202,10 @@ def load(url: str, images: list[bytes], clients: int, seconds: float, hostile_cl
     wall = time.perf_counter() - start
     out = summarize(results, wall)
     if service_pid and out["good_ok"]:
-        out["service_cpu_s_per_image"] = (tree_cpu_seconds(service_pid, seen) - cpu0) / out["good_ok"]
+        used = tree_cpu_seconds(service_pid, seen) - cpu0
+        out["service_cpu_s_per_image"] = used / out["good_ok"]
+        out["service_cpu_ms_per_image_by_process"] = cpu_by_role(before, seen, out["good_ok"])
+        out["cores_busy"] = used / wall
     return out
 
 
@@ -296,6 +323,10 @@ def main(argv=None) -> int:
     print(f"\nhealthy after hostile run: {res['healthy_after']}; service exit on SIGTERM: {res['service_exit']}; "
           f"load average start/end {res['load_average_start'][0]:.2f}/{res['load_average_end'][0]:.2f}")
     print(json.dumps({k: res["hostile"]["hostile"][k]["statuses"] for k in res["hostile"]["hostile"]}))
+    print(f"\nservice CPU per image by process ({res['service']['cores_busy']:.2f} cores busy; "
+          f"CLI loop {res['cli_loop']['cpu_s_per_image'] * 1000:.0f} ms):")
+    for role, ms in res["service"]["service_cpu_ms_per_image_by_process"].items():
+        print(f"  {ms:7.1f} ms  {role}")
     if args.out:
         write_json(args.out, res, indent=1)
     return 0 if res["healthy_after"] and not res["hostile"]["good_failed"] and res["service_exit"] == 0 else 1

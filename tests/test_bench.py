@@ -161,3 +161,25 @@ def test_saved_results_with_more_cases_are_not_replaced_without_asking(tmp_path)
         refuse_shrinking(tmp_path, ["torch-fp32"])
     refuse_shrinking(tmp_path, ["torch-fp32", "openvino-int8"])  # same or more cases: allowed
     refuse_shrinking(tmp_path / "absent", ["torch-fp32"])          # nothing saved: allowed
+
+
+def test_service_cpu_is_split_by_process_role_per_image():
+    import subprocess
+    import sys
+
+    psutil = pytest.importorskip("psutil")
+    from bench.serve import cpu_by_role, tree_cpu_seconds
+
+    before = {1: ("ray::ProxyActor", 1.0), 2: ("raylet", 0.5)}
+    after = {1: ("ray::ProxyActor", 3.0), 2: ("raylet", 0.5), 3: ("ray::ServeReplica:x:Upscaler", 8.0)}
+    assert cpu_by_role(before, after, images=4) == {"ray::ServeReplica:x:Upscaler": 2000.0,
+                                                    "ray::ProxyActor": 500.0}  # idle raylet left out
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        seen: dict = {}
+        total = tree_cpu_seconds(psutil.Process().pid, seen)
+        assert child.pid in seen and seen[child.pid][0] == psutil.Process(child.pid).name()
+        assert total == pytest.approx(sum(c for _, c in seen.values())) and total > 0
+    finally:
+        child.kill()
+        child.wait()
