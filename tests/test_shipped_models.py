@@ -44,3 +44,20 @@ def test_model_cards_describe_the_shipped_file(model):
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["file"] == weights.name and card["sha256"] == file_sha256(weights)
     assert card["sha256"][:12] in weights.with_suffix(".md").read_text() or model == "srresnet"
+
+
+def test_the_srgan_card_and_readme_tables_are_derived_from_its_record(tmp_path):
+    """srgan_x4.md and the README's quality section say what srgan_x4.json says (no figure typed
+    twice); a changed figure in the record makes them stale."""
+    import json
+
+    from bench import model_card
+
+    for path, text in model_card.expected().items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m bench.model_card"
+    c = json.loads(model_card.RECORD.read_text())
+    c["metrics"]["Set14"]["this model"]["niqe"] += 0.01
+    (tmp_path / "srgan_x4.json").write_text(json.dumps(c))
+    card, readme = model_card.expected(tmp_path / "srgan_x4.json").values()
+    assert card != model_card.RECORD.with_suffix(".md").read_text()
+    assert readme != model_card.README.read_text()
