@@ -255,5 +255,6 @@ def main(argv=None) -> int:
             print(f"wrote {path.relative_to(REPO)}")
     return 1 if args.check and stale else 0
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -141,3 +141,12 @@ class NearestEngine(_Engine):
 
 
 sys.path.insert(0, str(REPO))
+
+
+def as_started_from_a_terminal():
+    """In the child: the signal dispositions of a job started in a terminal, whatever this test
+    run inherited (a shell's background job starts with SIGINT ignored, nohup with SIGHUP)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)

@@ -1,5 +1,7 @@
 """SIGTERM and SIGHUP end a job the way Ctrl-C does: the stages stop, temporary files are
-removed, finished parts are kept, and the CLI prints one line and exits 130."""
+removed, finished parts are kept, and the CLI prints one line and exits 130. A signal the job
+was started with ignored stays ignored: ``nohup`` ignores SIGHUP so that a long job outlives
+the terminal it was started from."""
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +27,8 @@ def terminate_as_interrupt():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = [s for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s)]
+    names = [s for s in ("SIGTERM", "SIGHUP")
+             if hasattr(signal, s) and signal.getsignal(getattr(signal, s)) is not signal.SIG_IGN]
     before = {s: signal.signal(getattr(signal, s), _raise) for s in names}
     try:
         yield

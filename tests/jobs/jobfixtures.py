@@ -16,6 +16,7 @@ av = pytest.importorskip("av")
 
 import jobhooks  # noqa: E402
 from clips import make_video  # noqa: E402 - the clip maker (32x24, 24 fps, AAC)
+from conftest import as_started_from_a_terminal, tiny_weights  # noqa: E402
 from srgan_fast import video  # noqa: E402
 
 REPO = Path(__file__).parents[2]
@@ -50,8 +51,6 @@ _SESSION: dict = {}      # made once per session, whichever test module asks fir
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from conftest import tiny_weights
-
     return tiny_weights(tmp_path_factory)[0]
 
 
@@ -74,11 +73,15 @@ def reference(clip, weights, tmp_path_factory):
 
 
 def start_job(argv, *, environ=None, preexec_fn=None, **hooks):
-    """The video command in a subprocess with the test hooks (``jobhooks``) installed;
-    ``environ``: more environment variables."""
+    """The video command in a subprocess with the test hooks (``jobhooks``) installed, as if
+    started in a terminal (Ctrl-C reaches it); ``environ``: more environment variables."""
+    def child():
+        as_started_from_a_terminal()
+        if preexec_fn:
+            preexec_fn()
     return subprocess.Popen([sys.executable, "-c", jobhooks.script(argv)], stderr=subprocess.PIPE,
                             text=True, cwd=REPO, env={**jobhooks.env(**hooks), **(environ or {})},
-                            preexec_fn=preexec_fn)
+                            preexec_fn=child)
 
 
 def wait_for(path: Path, proc, timeout=300):

@@ -13,6 +13,7 @@ import torch
 
 av = pytest.importorskip("av")
 
+from conftest import as_started_from_a_terminal  # noqa: E402
 from srgan_fast import video  # noqa: E402
 from srgan_fast.image import tiling  # noqa: E402
 from srgan_fast.engines.torch_engine import TorchEngine  # noqa: E402
@@ -422,10 +423,33 @@ def test_sigterm_and_sighup_end_like_ctrl_c(signame, clips, tmp_path):
     script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), src=str(clips["aac"]),
                                   dst=str(out / "o.mp4"))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+                            preexec_fn=as_started_from_a_terminal)
     assert proc.stdout.readline().strip() == "engine"       # the pipeline is running
     proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (130, 143), err
     assert [ln for ln in err.strip().splitlines() if not ln.startswith("engine: ")] == ["interrupted"]
     assert_no_leftovers(out)
+
+
+def test_a_job_started_under_nohup_outlives_sighup(clips, tmp_path):
+    """nohup ignores SIGHUP so that the job survives its terminal: the job keeps it ignored."""
+    import signal
+    import subprocess
+    import sys
+
+    def nohup():
+        as_started_from_a_terminal()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), src=str(clips["aac"]),
+                                  dst=str(tmp_path / "o.mp4"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+                            preexec_fn=nohup)
+    assert proc.stdout.readline().strip() == "engine"
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "interrupted" not in err, err
+    assert len(frames_of(tmp_path / "o.mp4")) == len(frames_of(clips["aac"]))
