@@ -218,7 +218,7 @@ and on HR without); 2.99 s on one quiet core of the 2-core AMD EPYC (241 GFLOP/s
 core's measured bf16 matmul peak), about 1,200 iterations an hour. The state
 (`train_state.safetensors`: both networks, optimisers, EMA, data RNG) is device-independent: the
 same command with `--device cuda` continues a CPU run on a GPU and back, bit-for-bit on one
-device. `bash bench/gpu_check.sh OUT` continues a run within its 8-minute budget when
+device. Ctrl-C, SIGTERM (a cluster's preemption) and SIGHUP save it at the iteration reached. `bash bench/gpu_check.sh OUT` continues a run within its 8-minute budget when
 `SRGAN_FAST_TRAIN_STATE` (the run folder) and `SRGAN_FAST_TRAIN_ARGS` are set. No GPU was lent
 to this project yet, so GPU training speed is an estimate, not a measurement: at batch 16 the
 step is a few hundred small kernels, so an H100 (about 990 TFLOP/s bf16 dense) would be launch-

@@ -5,6 +5,8 @@ import argparse
 import functools
 import sys
 
+from .signals import terminate_as_interrupt
+
 
 class SrganError(Exception):
     """An error caused by the user's input or environment; printed as one line, no traceback."""
@@ -13,12 +15,14 @@ class SrganError(Exception):
 def cli(main):
     """Decorate a ``main(argv) -> int`` so bad input ends as ``error: ...`` and exit code 2.
 
-    Ctrl-C ends with exit code 130 and one line. Anything else is a bug and keeps its traceback.
+    Ctrl-C, SIGTERM and SIGHUP end with exit code 130 and one line (``signals``). Anything else is
+    a bug and keeps its traceback.
     """
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
-            return main(argv) or 0
+            with terminate_as_interrupt():   # SIGTERM/SIGHUP clean up like Ctrl-C
+                return main(argv) or 0
         except SrganError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

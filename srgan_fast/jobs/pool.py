@@ -45,7 +45,7 @@ def _die_with_parent(parent: int) -> None:
 
 def worker_main(wid, spec, inbox, results, parent) -> None:
     """A worker process: open the engine once, then run items until told to stop."""
-    from .signals import terminate_as_interrupt
+    from ..signals import terminate_as_interrupt
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with terminate_as_interrupt():

@@ -57,14 +57,13 @@ def run_video(args, open_engine) -> dict:
     from ..errors import SrganError
     from ..joblock import hold
     from ..jobs.options import check_job_args
-    from ..jobs.signals import terminate_as_interrupt
     from ..jobs.video_job import run_from_args
     from .pipeline import upscale_video
 
     check_job_args(args)
     opts = options_from_args(args)
     probe(args.input, args.output, opts.overwrite)    # bad input fails before the slow engine load
-    with hold(args.output), terminate_as_interrupt():
+    with hold(args.output):
         if not opts.overwrite and Path(args.output).exists():    # made by a job that just ended
             raise SrganError(f"{args.output}: exists (use --overwrite to replace it)")
         for path, size in remove_stale(args.output):

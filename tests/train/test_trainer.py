@@ -126,3 +126,36 @@ def test_both_discriminator_losses_train(image_folder, tmp_path, gan):
                             "--vgg", "none", "--init", str(tmp_path / "pre" / "generator.safetensors")))
     logs = t.step()
     assert {"adv", "d"} <= set(logs) and all(np.isfinite(v) for v in logs.values())
+
+
+def test_sigterm_saves_the_run_like_ctrl_c(image_folder, tmp_path):
+    """A preempted run (a cluster's SIGTERM) keeps what it trained: saved at the iteration it
+    stopped, exit 130; --resume goes on from there."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from conftest import as_started_from_a_terminal
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "srgan_fast.train", "--data", str(image_folder), "--out", str(out),
+           "--blocks", "1", "--crop", "32", "--batch", "4", "--no-progress", "--threads", "1",
+           "--iters", "100000", "--save-every", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).parents[2], preexec_fn=as_started_from_a_terminal)
+    deadline = time.monotonic() + 120
+    while not (out / "generators" / "000002.safetensors").exists():  # trained, saved once
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
+    saved = int(stdout.split("interrupted: saved iteration ")[1].split()[0])
+    with safe_open(str(out / "train_state.safetensors"), framework="pt") as f:
+        assert int(f.metadata()["iter"]) == saved >= 2
+    resumed = train.Trainer(_args(image_folder, out, "--iters", str(saved + 1), "--resume"))
+    assert resumed.it == saved

@@ -1,7 +1,8 @@
-"""SIGTERM and SIGHUP end a job the way Ctrl-C does: the stages stop, temporary files are
-removed, finished parts are kept, and the CLI prints one line and exits 130. A signal the job
-was started with ignored stays ignored: ``nohup`` ignores SIGHUP so that a long job outlives
-the terminal it was started from."""
+"""SIGTERM and SIGHUP end a command the way Ctrl-C does (``errors.cli`` and each worker process
+hold ``terminate_as_interrupt``): a job's stages stop, temporary files and locks are removed,
+finished parts are kept, training saves its state, and the CLI prints one line and exits 130.
+A signal the command was started with ignored stays ignored: ``nohup`` ignores SIGHUP so that a
+long job outlives the terminal it was started from."""
 from __future__ import annotations
 
 import contextlib
