@@ -290,11 +290,13 @@ def test_sigterm_and_sighup_stop_a_folder_job_like_ctrl_c(signame, tmp_path):
     script = FOLDER_SCRIPT.format(tests=str(Path(__file__).parent), src=str(src), dst=str(dst))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=Path(__file__).parents[1], preexec_fn=as_started_from_a_terminal)
-    assert [proc.stdout.readline().strip() for _ in range(2)] == ["engine", "engine"]   # 2nd image
+    assert [proc.stdout.readline().strip() for _ in range(3)] == ["engine"] * 3   # the 3rd image
     proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
     left = sorted(p.name for p in dst.iterdir())
-    assert 1 <= len(left) < 8 and all(name.endswith(".png") and not name.startswith(".") for name in left), left
+    # Finished images only (the writer may still have held the last one: removed, not left half):
+    # no lock, no temporaries.
+    assert len(left) < 8 and all(name.endswith(".png") and not name.startswith(".") for name in left), left
     for name in left:                                     # each one whole
         assert Image.open(dst / name).size == (40, 48)
