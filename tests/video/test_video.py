@@ -412,20 +412,25 @@ sys.exit(video.main([{src!r}, {dst!r}, "--no-progress", "--batch", "1"]))
 """
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_end_like_ctrl_c(signame, clips, tmp_path):
-    import signal
+def _start_slow_job(src, dst, preexec_fn):
+    """The video command on a slow engine in a subprocess, once its pipeline is running."""
     import subprocess
     import sys
 
+    script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), src=str(src), dst=str(dst))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).parents[2], preexec_fn=preexec_fn)
+    assert proc.stdout.readline().strip() == "engine"
+    return proc
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_end_like_ctrl_c(signame, clips, tmp_path):
+    import signal
+
     out = tmp_path / "out"
     out.mkdir()
-    script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), src=str(clips["aac"]),
-                                  dst=str(out / "o.mp4"))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
-                            preexec_fn=as_started_from_a_terminal)
-    assert proc.stdout.readline().strip() == "engine"       # the pipeline is running
+    proc = _start_slow_job(clips["aac"], out / "o.mp4", as_started_from_a_terminal)
     proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (130, 143), err
@@ -436,19 +441,12 @@ def test_sigterm_and_sighup_end_like_ctrl_c(signame, clips, tmp_path):
 def test_a_job_started_under_nohup_outlives_sighup(clips, tmp_path):
     """nohup ignores SIGHUP so that the job survives its terminal: the job keeps it ignored."""
     import signal
-    import subprocess
-    import sys
 
     def nohup():
         as_started_from_a_terminal()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), src=str(clips["aac"]),
-                                  dst=str(tmp_path / "o.mp4"))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
-                            preexec_fn=nohup)
-    assert proc.stdout.readline().strip() == "engine"
+    proc = _start_slow_job(clips["aac"], tmp_path / "o.mp4", nohup)
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "interrupted" not in err, err
