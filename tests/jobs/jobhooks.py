@@ -28,7 +28,9 @@ from pathlib import Path
 from srgan_fast.engines.torch_engine import TorchEngine
 from srgan_fast.jobs.engine_spec import EngineSpec
 
-_SIGNALLED = threading.Event()
+# Set by the signal handler: a plain flag, because a handler that takes a lock (Event.set) can
+# deadlock when it interrupts the main thread while that thread holds the same lock.
+_SIGNALLED = [False]
 _RUNNING: list = []          # the segment this process is encoding (set by the part's hook)
 
 
@@ -66,7 +68,8 @@ def _maybe_block() -> None:
     if not _publish(barrier, str(os.getpid())):
         return                          # another engine blocked already
     release = os.environ.get("SRGAN_TEST_RELEASE")
-    while not _SIGNALLED.wait(0.01):
+    while not _SIGNALLED[0]:
+        time.sleep(0.01)
         if release and os.path.exists(release):
             return
         _exit_if_orphaned()
@@ -82,7 +85,7 @@ def _chain_signals() -> None:
             continue
 
         def handler(signum, frame, before=before):
-            _SIGNALLED.set()
+            _SIGNALLED[0] = True
             if callable(before):
                 before(signum, frame)
             else:                       # SIG_DFL
