@@ -150,3 +150,28 @@ def as_started_from_a_terminal():
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+
+
+_SLOW_JOB = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from conftest import make_tiny_generator
+from srgan_fast import {module}
+from srgan_fast.engines.torch_engine import TorchEngine
+import srgan_fast.engines as engines
+
+class Slow(TorchEngine):
+    def _run(self, lr):
+        print("engine", flush=True)
+        time.sleep(0.3)
+        return super()._run(lr)
+
+engines.open_engine = lambda *a, **k: Slow(make_tiny_generator(), device="cpu")
+sys.exit({module}.main({argv!r}))
+"""
+
+
+def slow_job_script(module: str, argv) -> str:
+    """``python -c`` text running ``srgan_fast.<module>.main(argv)`` on the tiny generator, each
+    engine call printing "engine" then taking 0.3 s: a job a test can signal mid-way."""
+    return _SLOW_JOB.format(tests=str(REPO / "tests"), module=module, argv=[str(a) for a in argv])

@@ -255,25 +255,6 @@ def test_thin_images_keep_their_colour(tmp_path, capsys):
         assert np.abs(got - want).mean() < 6  # colour follows the input (flat grey: about 40)
 
 
-FOLDER_SCRIPT = """
-import sys, time
-sys.path.insert(0, {tests!r})
-from conftest import make_tiny_generator
-from srgan_fast import upscale
-from srgan_fast.engines.torch_engine import TorchEngine
-import srgan_fast.engines as engines
-
-class Slow(TorchEngine):
-    def _run(self, lr):
-        print("engine", flush=True)
-        time.sleep(0.3)
-        return super()._run(lr)
-
-engines.open_engine = lambda *a, **k: Slow(make_tiny_generator(), device="cpu")
-sys.exit(upscale.main([{src!r}, {dst!r}, "--no-progress"]))
-"""
-
-
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_a_folder_job_like_ctrl_c(signame, tmp_path):
     """Finished images are kept; the job's lock and temporaries go; one line, exit 130."""
@@ -281,13 +262,13 @@ def test_sigterm_and_sighup_stop_a_folder_job_like_ctrl_c(signame, tmp_path):
     import subprocess
     import sys
 
-    from conftest import as_started_from_a_terminal
+    from conftest import as_started_from_a_terminal, slow_job_script
 
     src, dst = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     for i in range(8):
         _png(src / f"{i}.png", rng_image((12, 10, 3), seed=i))
-    script = FOLDER_SCRIPT.format(tests=str(Path(__file__).parent), src=str(src), dst=str(dst))
+    script = slow_job_script("upscale", [src, dst, "--no-progress"])
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=Path(__file__).parents[1], preexec_fn=as_started_from_a_terminal)
     assert [proc.stdout.readline().strip() for _ in range(3)] == ["engine"] * 3   # the 3rd image

@@ -13,7 +13,7 @@ import torch
 
 av = pytest.importorskip("av")
 
-from conftest import as_started_from_a_terminal  # noqa: E402
+from conftest import as_started_from_a_terminal, slow_job_script  # noqa: E402
 from srgan_fast import video  # noqa: E402
 from srgan_fast.image import tiling  # noqa: E402
 from srgan_fast.engines.torch_engine import TorchEngine  # noqa: E402
@@ -392,32 +392,12 @@ def test_every_output_path_checked_before_the_engine_opens(clips, tmp_path, caps
     assert rc == 2 and "does not exist" in err
 
 
-SIGNAL_SCRIPT = """
-import sys, time
-import torch
-sys.path.insert(0, {tests!r})
-from conftest import make_tiny_generator
-from srgan_fast import video
-from srgan_fast.engines.torch_engine import TorchEngine
-
-class Slow(TorchEngine):
-    def _run(self, lr):
-        print("engine", flush=True)
-        time.sleep(0.3)
-        return super()._run(lr)
-
-import srgan_fast.engines as engines
-engines.open_engine = lambda *a, **k: Slow(make_tiny_generator(), device="cpu")
-sys.exit(video.main([{src!r}, {dst!r}, "--no-progress", "--batch", "1"]))
-"""
-
-
 def _start_slow_job(src, dst, preexec_fn):
     """The video command on a slow engine in a subprocess, once its pipeline is running."""
     import subprocess
     import sys
 
-    script = SIGNAL_SCRIPT.format(tests=str(Path(__file__).parents[1]), src=str(src), dst=str(dst))
+    script = slow_job_script("video", [src, dst, "--no-progress", "--batch", "1"])
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=Path(__file__).parents[2], preexec_fn=preexec_fn)
     assert proc.stdout.readline().strip() == "engine"
