@@ -27,16 +27,18 @@ def _f(r: dict, k: str, nd: int) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
+def _values(r: dict) -> list[str]:
+    """Y-PSNR, SSIM, NIQE, texture ratio, grid; SSIM only beside a PSNR (HR's own 1.0 says nothing)."""
+    return [_f(r, "psnr_y", 2), _f(r, "ssim_y", 4) if r.get("psnr_y") is not None else "-",
+            _f(r, "niqe", 2), _f(r, "texture_ratio", 3), _f(r, "grid", 3)]
+
+
 def _cells(r: dict) -> str:
-    return " / ".join(_f(r, k, nd) for k, nd in (("psnr_y", 2), ("ssim_y", 4), ("niqe", 2),
-                                                ("texture_ratio", 3), ("grid", 3)))
+    return " / ".join(_values(r))
 
 
 def _row(st: str, label: str, r: dict, paper: str = "-", bold: bool = False) -> str:
-    cells = [_f(r, "psnr_y", 2), _f(r, "ssim_y", 4) if r.get("psnr_y") is not None else "-",
-             _f(r, "niqe", 2), _f(r, "texture_ratio", 3), _f(r, "grid", 3)]
-    if bold:
-        cells = [f"**{x}**" for x in cells]
+    cells = [f"**{x}**" if bold else x for x in _values(r)]
     return f"| {st} | {label} | " + " | ".join(cells) + f" | {paper} |"
 
 
